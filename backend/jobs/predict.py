@@ -1,0 +1,75 @@
+"""The predict job: one /predict request's tasks, run by a worker with the resident engine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from backend import metrics, redis_conn, runtime, state
+from backend.images.fetch import FetchContext
+from backend.images.url_policy import UrlPolicy
+from backend.labelconfig import parse_targets
+from backend.predictor import PredictOptions, predict
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def fetch_context(settings: Settings, project: dict[str, str]) -> FetchContext:
+    """How to reach this project's images: Label Studio host from /setup (else LABEL_STUDIO_URL).
+
+    The token is ``LABEL_STUDIO_API_KEY`` when set (it may be a personal access token), else the
+    legacy token Label Studio sent in /setup.
+    """
+    hostname = project.get("hostname") or settings.label_studio_url
+    token = settings.label_studio_api_key or project.get("access_token", "")
+    policy = UrlPolicy([hostname, settings.label_studio_url], settings.allowed_hosts)
+    return FetchContext(
+        hostname=hostname,
+        token=token,
+        timeout_s=settings.fetch_timeout_s,
+        max_bytes=settings.max_image_bytes,
+        policy=policy,
+        local_files_root=settings.local_files_root,
+    )
+
+
+def predict_options(settings: Settings) -> PredictOptions:
+    return PredictOptions(
+        templates=settings.templates,
+        multi_threshold=settings.multi_threshold,
+        batch_size=settings.batch_size,
+        decode_workers=settings.decode_workers,
+        max_pixels=settings.max_image_pixels,
+        image_cache_ttl_s=settings.image_cache_ttl_s,
+        jpeg_draft=settings.jpeg_draft,
+    )
+
+
+def predict_job(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Predictions for ``tasks`` (one per task, in order) with this project's current model_version."""
+    settings = get_settings()
+    engine = runtime.engine()
+    conn = redis_conn.durable()
+    targets = parse_targets(label_config)
+    project = state.load_project(conn, pid)
+    version = state.model_version(conn, pid, engine.name)
+    predictions, stats = predict(
+        engine, targets, tasks, fetch_context(settings, project), predict_options(settings), version,
+        cache_conn=redis_conn.cache(),
+    )
+    metrics.incr(conn, "lsclip_images_encoded_total", stats.encoded)
+    metrics.incr(conn, "lsclip_image_cache_hits_total", stats.cache_hits)
+    metrics.incr(conn, "lsclip_image_errors_total", len(stats.errors))
+    metrics.incr(conn, "lsclip_predictions_total", len(predictions))
+    return {
+        "results": predictions,
+        "model_version": version,
+        "errors": stats.errors,
+        "encoded": stats.encoded,
+        "cache_hits": stats.cache_hits,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "model_loads": runtime.load_count(),
+    }
