@@ -8,8 +8,9 @@ from backend.labelconfig.targets import ClassSpec, LabelConfigError, Target, cho
 def choices_target(control, to_name: str, data_key: str, label_config: str) -> Target:
     """Build a target from a ``ChoicesTag`` of label-studio-sdk."""
     classes = []
-    for value, label in (control.labels_attrs or {}).items():
+    for key, label in (control.labels_attrs or {}).items():
         attrs = dict(label.attr or {})
+        value = attrs.get("value") or key  # the SDK keys choices by alias when one is set
         classes.append(ClassSpec(value=result_value(attrs, value), texts=choice_texts(attrs, value)))
     if not classes:
         raise LabelConfigError(
