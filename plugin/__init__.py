@@ -1,0 +1,1 @@
+"""Label Studio-side tooling (label-studio-sdk): connect, bulk pre-annotation, queues, reports."""
