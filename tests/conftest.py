@@ -238,3 +238,11 @@ def shared_images(folder: str = "cifar10-eval", per_class: int = 2) -> list[tupl
                 seen[row["label"]] = seen.get(row["label"], 0) + 1
                 out.append((root / row["path"], row["label"]))
     return out
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item (fixtures print logs when the call failed)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
