@@ -120,8 +120,11 @@ class LabelStudio:
     # -- small API helpers the SDK does not cover (multipart upload) --------------------
     def upload(self, project_id: int, files: list[Path]) -> list[int]:
         """Upload image files as tasks (task data becomes a /data/upload/... URL); returns task ids."""
-        handles = [("file", (f.name, f.read_bytes(), "image/jpeg")) for f in files]
+        handles = [(f"file{i}", (f.name, f.read_bytes(), "image/jpeg")) for i, f in enumerate(files)]
         reply = requests.post(f"{self.url}/api/projects/{project_id}/import?return_task_ids=true",
                               headers=self.headers(), files=handles, timeout=120)
         reply.raise_for_status()
-        return list(reply.json()["task_ids"])
+        task_ids = list(reply.json()["task_ids"])
+        if len(task_ids) != len(files):
+            raise AssertionError(f"uploaded {len(files)} files but Label Studio made {len(task_ids)} tasks")
+        return task_ids
