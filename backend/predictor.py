@@ -168,17 +168,25 @@ def predict(
     model_version: str,
     cache_conn=None,
     scorer=None,
+    thresholds: dict[str, np.ndarray] | None = None,
 ) -> tuple[list[dict[str, Any]], PredictStats]:
-    """Exactly one prediction per task, in order. ``scorer(target, embeddings) -> probs`` overrides zero-shot."""
+    """Exactly one prediction per task, in order.
+
+    ``scorer(target, embeddings, zero_shot_probs)`` may replace the zero-shot probabilities (calibration);
+    ``thresholds`` holds learned per-class thresholds of multi-choice targets, by from_name.
+    """
     stats = PredictStats()
     refs, data_errors = image_refs(tasks, targets)
     embeddings, failures = embed_images(engine, list(refs.values()), fetch_ctx, options, cache_conn, stats)
 
-    def zero_shot(target: Target, image_embeddings: np.ndarray) -> np.ndarray:
+    def score(target: Target, image_embeddings: np.ndarray) -> np.ndarray:
         classes = class_embeddings(engine, target.label_texts, options.templates, cache_conn)
+        if scorer is not None:
+            calibrated = scorer(target, image_embeddings, classes)
+            if calibrated is not None:
+                return calibrated
         return engine.probabilities(engine.logits(image_embeddings, classes))
 
-    score = scorer or zero_shot
     # per target: score all tasks that have their image in one matrix product
     per_task_regions: list[list[dict[str, Any]]] = [[] for _ in tasks]
     per_task_scores: list[list[float]] = [[] for _ in tasks]
@@ -194,8 +202,9 @@ def predict(
             continue
         matrix = np.stack([embeddings[refs[(i, target.data_key)]] for i in rows])
         probs = score(target, matrix)
+        limit = (thresholds or {}).get(target.from_name, options.multi_threshold)
         for i, p in zip(rows, probs):
-            region, s = target_result(target, p, options.multi_threshold)
+            region, s = target_result(target, p, limit)
             per_task_regions[i].append(region)
             per_task_scores[i].append(s)
 

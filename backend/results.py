@@ -9,17 +9,18 @@ import numpy as np
 from backend.labelconfig import Target
 
 
-def target_result(target: Target, probs: np.ndarray, multi_threshold: float) -> tuple[dict[str, Any], float]:
+def target_result(target: Target, probs: np.ndarray, multi_threshold: float | np.ndarray) -> tuple[dict[str, Any], float]:
     """One result region for ``target`` from its class probabilities, and its score.
 
     single: the top class, scored by its probability; multiple: every class at or above
-    ``multi_threshold`` (at least the top one), scored by the mean probability of those
+    ``multi_threshold`` (a scalar, or one learned threshold per class; at least the top one), scored by the mean probability of those
     chosen; taxonomy: the best leaf's full path, scored by its probability.
     """
     order = np.argsort(-probs)
     top = int(order[0])
     if target.kind == "multiple":
-        chosen = [int(i) for i in order if probs[i] >= multi_threshold] or [top]
+        limits = np.broadcast_to(np.asarray(multi_threshold, dtype=float), probs.shape)
+        chosen = [int(i) for i in order if probs[i] >= limits[i]] or [top]
         value = {"choices": [target.classes[i].value for i in chosen]}
         score = float(np.mean(probs[chosen]))
     elif target.kind == "taxonomy":

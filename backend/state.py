@@ -98,9 +98,11 @@ def versions(conn: redis.Redis) -> list[str]:
 
 def record_event(conn: redis.Redis, event_id: str, event: dict[str, Any]) -> None:
     """Store an event durably before it is enqueued; it stays pending until applied."""
+    pid = project_id(event.get("project"))
     pipe = conn.pipeline()
     pipe.set(f"{P}event:{event_id}", json.dumps(event))
     pipe.zadd(f"{P}events:pending", {event_id: time.time()})
+    pipe.zadd(f"{P}project:{pid}:events:pending", {event_id: time.time()})
     pipe.hincrby(f"{P}events:received", event.get("action", "UNKNOWN"), 1)
     pipe.execute()
 
@@ -110,15 +112,17 @@ def load_event(conn: redis.Redis, event_id: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def mark_event_applied(conn: redis.Redis, event_id: str) -> None:
+def mark_event_applied(conn: redis.Redis, event_id: str, pid: str) -> None:
     pipe = conn.pipeline()
     pipe.zrem(f"{P}events:pending", event_id)
+    pipe.zrem(f"{P}project:{pid}:events:pending", event_id)
     pipe.expire(f"{P}event:{event_id}", 7 * 24 * 3600)
     pipe.execute()
 
 
-def pending_events(conn: redis.Redis) -> list[str]:
-    return [e.decode() for e in conn.zrange(f"{P}events:pending", 0, -1)]
+def pending_events(conn: redis.Redis, pid: str | None = None) -> list[str]:
+    key = f"{P}project:{pid}:events:pending" if pid else f"{P}events:pending"
+    return [e.decode() for e in conn.zrange(key, 0, -1)]
 
 
 def events_received(conn: redis.Redis) -> dict[str, int]:
@@ -138,3 +142,13 @@ def delete_annotation(conn: redis.Redis, pid: str, annotation_id: str) -> int:
 def annotations(conn: redis.Redis, pid: str) -> dict[str, dict[str, Any]]:
     raw = conn.hgetall(f"{P}project:{pid}:annotations")
     return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def replace_annotations(conn: redis.Redis, pid: str, records: dict[str, dict[str, Any]]) -> None:
+    """Swap the whole support set at once (sync from Label Studio, calibration import)."""
+    key = f"{P}project:{pid}:annotations"
+    pipe = conn.pipeline()
+    pipe.delete(key)
+    if records:
+        pipe.hset(key, mapping={k: json.dumps(v) for k, v in records.items()})
+    pipe.execute()

@@ -20,6 +20,8 @@ from rq.job import Retry
 from backend import metrics, queues, redis_conn, state
 from backend.api.auth import basic_auth_ok, webhook_allowed
 from backend.api.results_wait import JobFailed, JobTimeout, wait_for_result
+from backend.calibration import agreement
+from backend.calibration import store as calibration_store
 from backend.labelconfig import LabelConfigError, parse_targets
 from backend.settings import Settings, get_settings
 
@@ -214,13 +216,36 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/versions")
     def versions() -> Response:
-        return jsonify({"versions": state.versions(_conn())})
+        conn = _conn()
+        pid = request.args.get("project", "")
+        if pid:
+            name = state.engine_name(conn)
+            revs = calibration_store.revisions(conn, pid)
+            return jsonify({"versions": [f"{name}@r0"] + [f"{name}@r{r['revision']}" for r in revs], "revisions": revs})
+        return jsonify({"versions": state.versions(conn)})
+
+    @app.get("/agreement")
+    def agreement_endpoint() -> Response:
+        pid = request.args.get("project", "")
+        if not pid:
+            raise ApiError(400, "missing ?project=<id>")
+        conn = _conn()
+        return jsonify({"project": pid, "versions": agreement.summary(conn, pid),
+                        "revisions": calibration_store.revisions(conn, pid)})
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
         conn = _conn()
         depth = [({"queue": q.name}, float(q.count)) for q in queues.all_queues(conn)]
+        ratios, totals = [], []
+        for pid in agreement.all_projects(conn):
+            for version, row in agreement.summary(conn, pid).items():
+                totals.append(({"project": pid, "model_version": version}, float(row["total"])))
+                if row["rate"] is not None:
+                    ratios.append(({"project": pid, "model_version": version}, float(row["rate"])))
         gauges = {
+            "lsclip_agreement_ratio": ratios,
+            "lsclip_agreement_annotations": totals,
             "lsclip_queue_depth": depth,
             "lsclip_workers": [({}, float(Worker.count(connection=conn)))],
             "lsclip_events_pending": [({}, float(len(state.pending_events(conn))))],

@@ -64,9 +64,15 @@ class Engine(ABC):
     def dim(self) -> int:
         """Embedding width."""
 
+    @property
+    def image_dim(self) -> int:
+        """Width of an image embedding: ``dim`` text-aligned dimensions, then any visual-only ones."""
+        return self.dim
+
     def logits(self, image_embeddings: np.ndarray, class_embeddings: np.ndarray) -> np.ndarray:
         """Raw class logits (N, K) from normalised embeddings, with the model's own scale and bias."""
-        return self.logit_scale * (image_embeddings @ class_embeddings.T) + self.logit_bias
+        return self.logit_scale * (semantic_part(image_embeddings, class_embeddings.shape[1]) @ class_embeddings.T) \
+            + self.logit_bias
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """The model's own score function applied to ``logits`` (rows are images)."""
@@ -84,6 +90,16 @@ class Engine(ABC):
             "score": self.score_kind,
             "fallback_reason": self.fallback_reason,
         }
+
+
+def semantic_part(image_embeddings: np.ndarray, text_dim: int) -> np.ndarray:
+    """The text-aligned dimensions of image embeddings (all of them for CLIP-style engines)."""
+    return image_embeddings[:, :text_dim]
+
+
+def visual_part(image_embeddings: np.ndarray, text_dim: int) -> np.ndarray:
+    """The visual-only dimensions when an engine appends them (the offline engine), else everything."""
+    return image_embeddings[:, text_dim:] if image_embeddings.shape[1] > text_dim else image_embeddings
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

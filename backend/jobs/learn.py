@@ -1,8 +1,14 @@
-"""The learn job: apply one recorded webhook event to the project's support set.
+"""The learn job: apply one recorded webhook event to the project's support set, then refit.
 
-Idempotent: annotations are keyed by their id, so a replayed event replaces the same
-record and a deletion of an unknown id is a no-op. The event stays pending in Redis until
-this job applied it, so a worker crash leaves it to be retried, never lost.
+- ``ANNOTATION_CREATED/UPDATED``: the annotation (keyed by its id: a replay or an update replaces
+  it) joins the support set with its image embedding (cache, or encoded once); agreement with the
+  prediction shown for the task is counted.
+- ``ANNOTATIONS_DELETED``: the annotations leave the support set.
+- ``START_TRAINING``: the whole support set is rebuilt from the Label Studio API.
+
+Learn jobs of one project are serialised by a Redis lock (many projects learn in parallel), and the
+refit runs once the project has no other pending event (a burst of webhooks refits once). The event
+stays pending in Redis until applied, so a crashed worker's event is retried, never lost.
 """
 
 from __future__ import annotations
@@ -10,25 +16,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from backend import redis_conn, state
+from backend import redis_conn, runtime, state
+from backend.calibration import agreement, refit, sync
+from backend.calibration.support import annotation_labels, ensure_embeddings
+from backend.jobs.predict import fetch_context, predict_options
+from backend.labelconfig import LabelConfigError, parse_targets
+from backend.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 DELETE_ACTION = "ANNOTATIONS_DELETED"
 TRAIN_ACTION = "START_TRAINING"
-LEARN_ACTIONS = (*ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION)
-
-
-def annotation_labels(result: list[dict[str, Any]]) -> dict[str, list]:
-    """from_name → the annotator's choices (or taxonomy paths) in one annotation result."""
-    labels: dict[str, list] = {}
-    for region in result or []:
-        value = region.get("value") or {}
-        kind = region.get("type")
-        if kind in ("choices", "taxonomy") and region.get("from_name"):
-            labels.setdefault(region["from_name"], []).extend(value.get(kind, []))
-    return labels
+LOCK_TIMEOUT_S = 900
 
 
 def annotation_record(event: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def annotation_record(event: dict[str, Any]) -> dict[str, Any]:
         "data": task.get("data") or {},
         "labels": annotation_labels(annotation.get("result") or []),
         "was_cancelled": bool(annotation.get("was_cancelled")),
-        "updated_at": annotation.get("updated_at") or annotation.get("created_at"),
+        "updated_at": str(annotation.get("updated_at") or annotation.get("created_at") or ""),
     }
 
 
@@ -51,22 +51,88 @@ def learn_job(event_id: str) -> dict[str, Any]:
     if event is None:
         log.warning("event %s not found (already expired?)", event_id)
         return {"event": event_id, "status": "missing"}
-    action = event.get("action")
     pid = state.project_id(event.get("project"))
-    changed = 0
+    with conn.lock(f"{state.P}lock:learn:{pid}", timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_TIMEOUT_S):
+        changed = _apply(conn, pid, event)
+        state.mark_event_applied(conn, event_id, pid)
+        revision, bumped = None, False
+        if changed and not state.pending_events(conn, pid):
+            revision, bumped = _refit(conn, pid, event, reason=event.get("action", ""))
+    log.info("event %s (%s, project %s) applied: %d support records changed%s", event_id, event.get("action"), pid,
+             changed, f", now r{revision}" if bumped else "")
+    return {"event": event_id, "action": event.get("action"), "project": pid, "changed": changed,
+            "revision": revision, "status": "applied"}
+
+
+def _targets(conn, pid: str, event: dict[str, Any]):
+    config = event.get("label_config") or state.load_project(conn, pid).get("label_config", "")
+    try:
+        return parse_targets(config)
+    except LabelConfigError as exc:
+        log.warning("project %s: cannot learn, label config unusable: %s", pid, exc)
+        return ()
+
+
+def _apply(conn, pid: str, event: dict[str, Any]) -> int:
+    action = event.get("action")
     if action in ANNOTATION_ACTIONS:
         annotation = event.get("annotation") or {}
+        annotation_id = str(annotation["id"])
         record = annotation_record(event)
         if record["was_cancelled"] or not record["labels"]:
-            changed = state.delete_annotation(conn, pid, str(annotation["id"]))
-        else:
-            state.put_annotation(conn, pid, str(annotation["id"]), record)
-            changed = 1
-    elif action == DELETE_ACTION:
+            agreement.forget(conn, pid, annotation_id)
+            return state.delete_annotation(conn, pid, annotation_id)
+        agreement.record(conn, pid, annotation_id, record["task_id"], record["labels"])
+        targets = _targets(conn, pid, event)
+        if targets:
+            _embed(conn, pid, {annotation_id: record}, targets)
+        state.put_annotation(conn, pid, annotation_id, record)
+        return 1
+    if action == DELETE_ACTION:
+        removed = 0
         for item in event.get("annotations") or []:
-            changed += state.delete_annotation(conn, pid, str(item.get("id")))
-    elif action == TRAIN_ACTION:
-        log.info("project %s: START_TRAINING recorded", pid)
-    state.mark_event_applied(conn, event_id)
-    log.info("event %s (%s, project %s) applied: %d support records changed", event_id, action, pid, changed)
-    return {"event": event_id, "action": action, "project": pid, "changed": changed, "status": "applied"}
+            agreement.forget(conn, pid, str(item.get("id")))
+            removed += state.delete_annotation(conn, pid, str(item.get("id")))
+        return removed
+    if action == TRAIN_ACTION:
+        return _sync(conn, pid, event)
+    return 0
+
+
+def _embed(conn, pid: str, records: dict[str, dict[str, Any]], targets) -> None:
+    settings = get_settings()
+    ensure_embeddings(records, targets, runtime.engine(), fetch_context(settings, state.load_project(conn, pid)),
+                      predict_options(settings), cache_conn=redis_conn.cache())
+
+
+def _sync(conn, pid: str, event: dict[str, Any]) -> int:
+    """Rebuild the support set from Label Studio; returns the number of records."""
+    settings = get_settings()
+    project = state.load_project(conn, pid)
+    hostname = project.get("hostname") or settings.label_studio_url
+    token = settings.label_studio_api_key or project.get("access_token", "")
+    records = sync.fetch_records(hostname, token, pid)
+    known = state.annotations(conn, pid)
+    for rid, record in records.items():  # keep embeddings already computed for unchanged annotations
+        old = known.get(rid)
+        if old and old.get("data") == record["data"]:
+            record["embeddings"] = old.get("embeddings", {})
+    targets = _targets(conn, pid, event)
+    if targets:
+        _embed(conn, pid, records, targets)
+    state.replace_annotations(conn, pid, records)
+    return max(1, len(records)) if records or known else 0
+
+
+def _refit(conn, pid: str, event: dict[str, Any], reason: str) -> tuple[int, bool]:
+    settings = get_settings()
+    targets = _targets(conn, pid, event)
+    if not targets:
+        return state.revision(conn, pid), False
+    records = state.annotations(conn, pid)
+    missing = ensure_embeddings(records, targets, runtime.engine(), fetch_context(settings, state.load_project(conn, pid)),
+                                predict_options(settings), cache_conn=redis_conn.cache())
+    for rid in missing:  # records embedded under another engine were refreshed
+        state.put_annotation(conn, pid, rid, records[rid])
+    return refit.refit(conn, pid, runtime.engine(), targets, settings.templates, settings.multi_threshold, reason,
+                       cache_conn=redis_conn.cache())

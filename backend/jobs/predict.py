@@ -8,6 +8,9 @@ import socket
 from typing import Any
 
 from backend import metrics, redis_conn, runtime, state
+from backend.calibration import agreement
+from backend.calibration import store as calibration_store
+from backend.calibration.model import TargetCalibration
 from backend.images.fetch import FetchContext
 from backend.images.url_policy import UrlPolicy
 from backend.labelconfig import parse_targets
@@ -48,6 +51,23 @@ def predict_options(settings: Settings) -> PredictOptions:
     )
 
 
+def calibrated_scoring(calibration: dict[str, TargetCalibration]):
+    """(scorer, thresholds) for ``backend.predictor.predict`` from a project's calibration.
+
+    A target uses its calibration only when the classes still match the label config;
+    otherwise (config changed, nothing learned yet) it stays zero-shot.
+    """
+    def scorer(target, X, zero_shot_matrix):
+        cal = calibration.get(target.from_name)
+        if cal is None or cal.kind == "multiple" or cal.classes != [c.value for c in target.classes]:
+            return None
+        return cal.probabilities(X, zero_shot_matrix)
+
+    thresholds = {name: cal.thresholds for name, cal in calibration.items()
+                  if cal.kind == "multiple" and cal.thresholds is not None}
+    return scorer, thresholds
+
+
 def predict_job(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """Predictions for ``tasks`` (one per task, in order) with this project's current model_version."""
     settings = get_settings()
@@ -56,10 +76,13 @@ def predict_job(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> dic
     targets = parse_targets(label_config)
     project = state.load_project(conn, pid)
     version = state.model_version(conn, pid, engine.name)
+    scorer, thresholds = calibrated_scoring(calibration_store.load(conn, pid, engine.name))
     predictions, stats = predict(
         engine, targets, tasks, fetch_context(settings, project), predict_options(settings), version,
-        cache_conn=redis_conn.cache(),
+        cache_conn=redis_conn.cache(), scorer=scorer, thresholds=thresholds,
     )
+    if pid:
+        agreement.remember_shown(conn, pid, tasks, predictions)
     metrics.incr(conn, "lsclip_images_encoded_total", stats.encoded)
     metrics.incr(conn, "lsclip_image_cache_hits_total", stats.cache_hits)
     metrics.incr(conn, "lsclip_image_errors_total", len(stats.errors))

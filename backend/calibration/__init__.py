@@ -1,0 +1,1 @@
+"""Learning from annotators' corrections: support sets, calibration layers, revisions."""

@@ -1,0 +1,1 @@
+"""Measuring predictions on labelled photos: the ``lsclip eval`` harness and its metrics."""
