@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     code = 0
+    restarts: list[float] = []
     try:
         while not stopping:
             time.sleep(0.5)
@@ -92,6 +93,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     log.error("worker could not load the model (see above); the api stays up and /health says why")
                     workers[i] = _Exited(proc.returncode)
                 elif not isinstance(proc, _Exited):
+                    now = time.monotonic()
+                    restarts[:] = [t for t in restarts if now - t < 60] + [now]
+                    if len(restarts) > 5:
+                        log.error("workers keep exiting (%d restarts in a minute); stopping", len(restarts))
+                        code = 1
+                        stopping = True
+                        break
                     log.warning("worker exited with %s; restarting it", proc.returncode)
                     workers[i] = subprocess.Popen(worker_cmd, env=env)
     finally:

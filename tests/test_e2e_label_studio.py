@@ -174,3 +174,40 @@ def test_offline_engine_project_predicts_real_labels(request, label_studio, ls_c
         seen.append((truth[name], prediction.result[0]["value"]["choices"][0]))
     correct = sum(a == b for a, b in seen)
     assert correct >= 7, f"offline engine got {correct}/10 Imagenette photos right through Label Studio: {seen}"
+
+    # annotators label the tasks: webhooks reach the backend, it learns, the version changes,
+    # and "retrieve predictions" re-predicts every task with the new version
+    for task_id in task_ids:
+        name = next(n for n in truth if ls_client.tasks.get(task_id).data["image"].endswith(n))
+        ls_client.annotations.create(id=task_id, result=[
+            {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [truth[name]]}}])
+    wait_until(lambda: len(state.annotations(backend.conn, str(project.id))) == len(task_ids), 60, "all annotations learned")
+    wait_until(lambda: state.revision(backend.conn, str(project.id)) >= 1 and not state.pending_events(backend.conn),
+               120, "a calibration revision")
+    new_version = f"offline-conse-lite0@r{state.revision(backend.conn, str(project.id))}"
+    _retrieve_predictions(label_studio, project.id)
+    for task_id in task_ids:
+        versions = [p.model_version for p in _predictions(ls_client, task_id)]
+        assert new_version in versions, f"task {task_id} was not re-predicted: {versions}"
+
+
+def test_start_training_rebuilds_the_support_set_from_label_studio(request, label_studio, ls_client, base_env,
+                                                                   tmp_path_factory, dump_logs_on_failure):
+    backend = _backend(request, tmp_path_factory, base_env, base_env["LSCLIP_MODEL"])
+    dump_logs_on_failure.append(backend)
+    project = ls_client.projects.create(title="e2e sync", label_config=single_config(CIFAR))
+    pairs = shared_images(per_class=1)[:5]
+    task_ids = label_studio.upload(project.id, [p for p, _ in pairs])
+    ml = _connect(ls_client, project.id, backend)
+    for hook in ls_client.webhooks.list(project=project.id):  # the webhook is "missed": nothing reaches the backend
+        ls_client.webhooks.delete(hook.id)
+    for task_id, (_, label) in zip(task_ids, pairs):
+        ls_client.annotations.create(id=task_id, result=[
+            {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}])
+    time.sleep(1)
+    assert state.annotations(backend.conn, str(project.id)) == {}
+    ls_client.ml.train(ml.id)  # Label Studio's "Start training": START_TRAINING through the ML connector
+    wait_until(lambda: len(state.annotations(backend.conn, str(project.id))) == len(task_ids), 120,
+               "START_TRAINING to rebuild the support set from the Label Studio API")
+    labels = sorted(r["labels"]["label"][0] for r in state.annotations(backend.conn, str(project.id)).values())
+    assert labels == sorted(label for _, label in pairs)

@@ -61,8 +61,11 @@ def test_serve_runs_everything_with_an_embedded_redis(tmp_path, base_env):
         assert all(r["result"][0]["value"]["choices"][0] in CIFAR for i, r in enumerate(results) if i != 2)
         assert "lsclip_image_errors_total 1" in requests.get(url + "/metrics", timeout=3).text
     finally:
-        if proc.alive():
-            _stop_and_check_children(proc, before)
+        try:
+            if proc.alive():
+                _stop_and_check_children(proc, before)
+        finally:
+            proc.stop()
 
 
 @pytest.mark.slow
@@ -78,5 +81,8 @@ def test_serve_default_model_without_a_hub_falls_back_loudly_to_the_offline_engi
         assert setup["model_version"].startswith("offline-") and setup["model_version"].endswith("@r0")
         assert "FALLING BACK TO THE OFFLINE ENGINE" in proc.output()
     finally:
-        if proc.alive():
-            _stop_and_check_children(proc, before)
+        try:
+            if proc.alive():
+                _stop_and_check_children(proc, before)
+        finally:
+            proc.stop()
