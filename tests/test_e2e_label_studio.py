@@ -181,9 +181,10 @@ def test_offline_engine_project_predicts_real_labels(request, label_studio, ls_c
         name = next(n for n in truth if ls_client.tasks.get(task_id).data["image"].endswith(n))
         ls_client.annotations.create(id=task_id, result=[
             {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [truth[name]]}}])
-    wait_until(lambda: len(state.annotations(backend.conn, str(project.id))) == len(task_ids), 60, "all annotations learned")
-    wait_until(lambda: state.revision(backend.conn, str(project.id)) >= 1 and not state.pending_events(backend.conn),
-               120, "a calibration revision")
+    pid = str(project.id)
+    wait_until(lambda: len(state.annotations(backend.conn, pid)) == len(task_ids), 60, "all annotations learned")
+    wait_until(lambda: state.revision(backend.conn, pid) >= 1 and not state.pending_events(backend.conn, pid)
+               and not backend.conn.exists(f"lsclip:lock:learn:{pid}"), 120, "the last refit")
     new_version = f"offline-conse-lite0@r{state.revision(backend.conn, str(project.id))}"
     _retrieve_predictions(label_studio, project.id)
     for task_id in task_ids:
