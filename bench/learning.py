@@ -77,6 +77,9 @@ def main() -> None:
     lines += ["", "![learning curve](learning-curve.png)"]
     write_section("learning", "\n".join(lines))
     (ROOT / "docs" / "learning-results.json").write_text(json.dumps(results, indent=1))
+    from backend.embedded_redis import stop_embedded
+
+    stop_embedded(server)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,26 @@ def test_lsclip_eval_json_through_the_predict_path(base_env, tmp_path):
 
     pixels = np.asarray(Image.open(png).convert("L"))
     assert pixels.std() > 10, "the diagram is not blank"
+
+
+def test_lsclip_eval_with_support_feeds_corrections_through_the_learn_path(base_env):
+    import psutil
+
+    if not (SHARED_DATA / "cifar10-pool").exists():
+        pytest.skip("shared data missing")
+    env = child_env(base_env)
+    env.pop("REDIS_URL")
+    before = {p.pid for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("redis-server")}
+    out = subprocess.run([sys.executable, "-m", "backend.cli", "eval", str(SHARED_DATA / "cifar10-eval"), "--limit", "3",
+                          "--support", str(SHARED_DATA / "cifar10-pool"), "--shots", "2", "--seeds", "2", "--json"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert result["shots"] == 2 and result["seeds"] == 2 and len(result["per_seed"]) == 2
+    for part in ("zero_shot", "calibrated"):
+        assert 0.0 <= result[part]["top1"] <= 1.0 and 0.0 <= result[part]["ece"] <= 1.0
+    # 20 corrections over 10 classes went through learn_job: a calibration revision was made (or zero-shot kept by CV)
+    assert all(run["layer"] in ("zero-shot", "bias", "prompts", "cache", "head") for run in result["per_seed"])
+    assert "event" in out.stderr and "applied" in out.stderr
+    after = {p.pid for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("redis-server")}
+    assert after <= before, "the temporary embedded Redis was stopped"

@@ -101,7 +101,10 @@ def evaluate_fewshot(engine, eval_dir: str | Path, pool_dir: str | Path, shots: 
         return _run(engine, eval_set, pool, root, shots, seeds)
     finally:
         restore()
-        del embedded
+        if embedded is not None:
+            from backend.embedded_redis import stop_embedded
+
+            stop_embedded(embedded)
 
 
 def _run(engine, eval_set, pool, root: Path, shots: int, seeds: int) -> dict[str, Any]:
