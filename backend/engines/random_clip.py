@@ -31,7 +31,14 @@ def build_random_clip(out_dir: str | Path, size: str = "tiny", seed: int = 0) ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab = _byte_vocab()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    try:
+        tokenizer = CLIPTokenizer(vocab=vocab, merges=[])  # transformers 5
+    except TypeError:  # transformers 4.x reads files
+        import json
+
+        (out / "vocab.json").write_text(json.dumps(vocab))
+        (out / "merges.txt").write_text("#version: 0.2\n")
+        tokenizer = CLIPTokenizer(vocab_file=str(out / "vocab.json"), merges_file=str(out / "merges.txt"))
     special = dict(bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
                    pad_token_id=vocab["<|endoftext|>"])
 

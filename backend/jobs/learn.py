@@ -106,7 +106,8 @@ def _embed(conn, pid: str, records: dict[str, dict[str, Any]], targets) -> None:
 
 
 def _sync(conn, pid: str, event: dict[str, Any]) -> int:
-    """Rebuild the support set from Label Studio; returns the number of records."""
+    """Rebuild the support set from Label Studio; returns how many records it now holds (at least 1 when it
+    held some before, so emptying it still refits)."""
     settings = get_settings()
     project = state.load_project(conn, pid)
     hostname = project.get("hostname") or settings.label_studio_url
@@ -121,7 +122,7 @@ def _sync(conn, pid: str, event: dict[str, Any]) -> int:
     if targets:
         _embed(conn, pid, records, targets)
     state.replace_annotations(conn, pid, records)
-    return max(1, len(records)) if records or known else 0
+    return len(records) or (1 if known else 0)
 
 
 def _refit(conn, pid: str, event: dict[str, Any], reason: str) -> tuple[int, bool]:
