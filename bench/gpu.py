@@ -108,7 +108,7 @@ def main() -> None:
             engine.encode_pixels(chunk)
         _sync()
         rate = reps * batch / (time.perf_counter() - started)
-        rows.append((f"model only, fp16, preprocessed batch (incl. host→device copy)", str(batch), rate, rate / pipe_rate))
+        rows.append(("model only, fp16, preprocessed batch (incl. host→device copy)", str(batch), rate, rate / pipe_rate))
 
     # (3) end to end as a worker runs a batch: data: URIs → decode threads → batched fp16 encode → scores
     target = Target("label", "image", "image", "single", tuple(ClassSpec(v, (v,)) for v in LABELS))

@@ -147,7 +147,7 @@ def test_worker_keeps_the_model_loaded_across_jobs(worker, settings_env):
     outputs = []
     for i in range(3):
         job = queue.enqueue("backend.jobs.predict.predict_job", "8", single_config(CIFAR), _photo_tasks(1, start_id=i))
-        outputs.append(wait_until(lambda: job.latest_result(), 60, "the predict job").return_value)
+        outputs.append(wait_until(job.latest_result, 60, "the predict job").return_value)
     assert {o["worker"] for o in outputs} == {outputs[0]["worker"]}
     assert [o["model_loads"] for o in outputs] == [1, 1, 1]
     assert worker.output().count("loaded ") == 1

@@ -94,7 +94,7 @@ def test_corrections_change_predictions_bump_the_version_and_are_idempotent(clie
     assert len(wrong) >= 6, "the zero-shot engine gets enough of these wrong to learn from"
 
     # annotators correct every task (right ones confirmed, wrong ones fixed)
-    for i, (path, label) in enumerate(pool):
+    for i, (_, label) in enumerate(pool):
         reply = client.post("/webhook", json=_event(5000 + i, 1000 + i, tasks[i]["data"]["image"], label))
         assert reply.status_code == 201
     wait_until(lambda: _settled(conn) and state.revision(conn, PID) >= 1, 180, "the corrections to be learned")
