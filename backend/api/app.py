@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ApiError(400, "missing 'tasks': the body must hold a list of tasks, e.g. {\"tasks\": [{\"id\": 1, \"data\": {...}}]}")
         if len(tasks) > settings.max_tasks_per_request:
             raise ApiError(413, f"{len(tasks)} tasks in one request, over LSCLIP_MAX_TASKS={settings.max_tasks_per_request}; "
-                           "send fewer, or use `lsclip preannotate` for whole projects")
+                           "select fewer tasks per \"retrieve predictions\" or raise the limit")
         pid = state.project_id(body.get("project"))
         conn = _conn()
         label_config = body.get("label_config") or state.load_project(conn, pid).get("label_config", "")
