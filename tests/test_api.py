@@ -153,6 +153,20 @@ def test_worker_keeps_the_model_loaded_across_jobs(worker, settings_env):
     assert worker.output().count("loaded ") == 1
 
 
+def test_a_known_image_is_scored_from_the_embedding_cache_not_re_encoded(worker, settings_env):
+    conn = redis.Redis.from_url(settings_env["REDIS_URL"])
+    queue = Queue("lsclip-interactive", connection=conn)
+    (path, _), = shared_images("imagenette-eval", per_class=1)[-1:]
+    task = [{"id": 1, "data": {"image": file_uri(path)}}]
+    runs = []
+    for _ in range(2):
+        job = queue.enqueue("backend.jobs.predict.predict_job", "13", single_config(CIFAR), task)
+        runs.append(wait_until(job.latest_result, 60, "the predict job").return_value)
+    assert (runs[0]["encoded"], runs[0]["cache_hits"]) == (1, 0)
+    assert (runs[1]["encoded"], runs[1]["cache_hits"]) == (0, 1)
+    assert runs[0]["results"] == runs[1]["results"]
+
+
 def test_label_studio_upload_urls_use_the_setup_host_and_token(app_client):
     (path, _), = shared_images(per_class=1)[:1]
     with FileServer({"/data/upload/9/abc-cat.jpg": path.read_bytes()}) as ls:
