@@ -107,3 +107,19 @@ def test_unreachable_hub_model_fails_when_fallback_is_off(monkeypatch):
     monkeypatch.setenv("LSCLIP_FALLBACK_OFFLINE", "false")
     with pytest.raises(EngineLoadError, match="LSCLIP_MODEL='openai/clip-vit-base-patch32'"):
         load_engine(load_settings())
+
+
+def test_int8_precision_quantizes_and_stays_close_to_fp32(tiny_clip, monkeypatch):
+    from backend.engines import resolve_precision
+
+    monkeypatch.setenv("LSCLIP_MODEL", str(tiny_clip))
+    monkeypatch.setenv("LSCLIP_PRECISION", "int8")
+    int8 = load_engine(load_settings())
+    monkeypatch.setenv("LSCLIP_PRECISION", "fp32")
+    fp32 = load_engine(load_settings())
+    images = [Image.open(p) for p, _ in shared_images(per_class=1)[:4]]
+    a, b = fp32.encode_images(images), int8.encode_images(images)
+    assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__ for m in int8.model.modules())
+    assert np.min(np.sum(a * b, axis=1)) > 0.9
+    with pytest.raises(EngineLoadError, match="CPU only"):
+        resolve_precision("int8", "cuda")

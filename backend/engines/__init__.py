@@ -30,8 +30,10 @@ def resolve_precision(setting: str, device: str) -> str:
     """``auto`` → fp16 on CUDA, fp32 on CPU (reduced precision on CPU is opt-in)."""
     if setting in ("", "auto"):
         return "fp16" if device.startswith("cuda") else "fp32"
-    if setting not in ("fp32", "fp16", "bf16"):
-        raise EngineLoadError(f"LSCLIP_PRECISION={setting!r} is not one of auto, fp32, fp16, bf16")
+    if setting not in ("fp32", "fp16", "bf16", "int8"):
+        raise EngineLoadError(f"LSCLIP_PRECISION={setting!r} is not one of auto, fp32, fp16, bf16, int8")
+    if setting == "int8" and device != "cpu":
+        raise EngineLoadError("LSCLIP_PRECISION=int8 (dynamic quantization) runs on the CPU only; use fp16 on CUDA")
     return setting
 
 

@@ -66,6 +66,10 @@ class HFZeroShotEngine(Engine):
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().reshape(-1)[0])
         dtype = getattr(torch, _DTYPES.get(precision, "float32"))
         self.model = self.model.to(device=device, dtype=dtype).eval()
+        if precision == "int8":  # dynamic int8 quantization of the Linear layers (CPU only)
+            from torch.ao.quantization import quantize_dynamic
+
+            self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         self._dtype = dtype
         self._dim = int(getattr(self.model.config, "projection_dim", 0) or self._probe_dim())
         log.info("loaded %s on %s (%s) in %.1f s", model_id, device, precision, time.perf_counter() - started)
