@@ -143,7 +143,7 @@ def main() -> None:
     body = "\n".join([
         "## CPU throughput (issue 7, targets 1, 2, 4)",
         "",
-        stamp("python -m bench.throughput"),
+        stamp(os.environ.get("LSCLIP_BENCH_COMMAND", "python -m bench.throughput")),
         f"ViT-B/32 architecture, random weights, {len(LABELS)} labels, {len(tasks)} real JPEGs (Imagenette, upscaled to 448 px) "
         f"as data: URIs; torch threads {threads}. All rows from one run on this shared 2-core machine.",
         "",
