@@ -25,10 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck", "church",
-          "parachute", "golf ball", "chain saw", "gas pump", "French horn", "tench", "cassette player",
-          "garbage truck", "English springer"]
-
+from bench.images import LABELS
 
 def _images(folder: Path, count: int) -> list[bytes]:
     sources = sorted(folder.glob("*.jpg"))

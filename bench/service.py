@@ -16,9 +16,6 @@ Writes the "service" section of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import base64
-import csv
-import io
 import os
 import shutil
 import socket
@@ -31,14 +28,11 @@ from pathlib import Path
 import numpy as np
 import redis
 import requests
-from PIL import Image
 
 from bench.doc import stamp, write_section
+from bench.images import LABELS, data_uri, upscaled_jpegs
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck", "church",
-          "parachute", "golf ball", "chain saw", "gas pump", "French horn", "tench", "cassette player",
-          "garbage truck", "English springer"]
 CONFIG = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
           + "".join(f'<Choice value="{v}"/>' for v in LABELS) + "</Choices></View>")
 
@@ -47,21 +41,6 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _uris(data: Path, count: int) -> list[str]:
-    paths = []
-    for name in ("imagenette-eval", "imagenette-pool"):
-        with open(data / name / "labels.csv") as fh:
-            paths += [data / name / row["path"] for row in csv.DictReader(fh)]
-    out = []
-    for path in paths[:count]:
-        image = Image.open(path).convert("RGB")
-        image = image.resize((image.width * 2, image.height * 2), Image.BICUBIC)
-        buf = io.BytesIO()
-        image.save(buf, format="JPEG", quality=90)
-        out.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
-    return out
 
 
 def _hwm_mb(pid: int) -> float:
@@ -100,7 +79,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="lsclip-bench-"))
     model_dir = build_random_clip(work / "clip-b32", size="b32")
-    uris = _uris(Path(args.data), args.requests + 10 + args.bulk_images * 2)
+    uris = [data_uri(b) for b in upscaled_jpegs(Path(args.data), args.requests + 10 + args.bulk_images * 2)]
     rows: list[str] = []
 
     # bare model call, in this process, before any service runs

@@ -16,8 +16,6 @@ Writes the "throughput" section of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import base64
-import csv
 import io
 import logging
 import os
@@ -29,28 +27,9 @@ import numpy as np
 from PIL import Image
 
 from bench.doc import stamp, write_section
+from bench.images import LABELS, data_uri, upscaled_jpegs
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck", "church",
-          "parachute", "golf ball", "chain saw", "gas pump", "French horn", "tench", "cassette player",
-          "garbage truck", "English springer"]
-
-
-def _jpegs(data: Path, count: int) -> list[bytes]:
-    paths = []
-    for name in ("imagenette-eval", "imagenette-pool"):
-        with open(data / name / "labels.csv") as fh:
-            paths += [data / name / row["path"] for row in csv.DictReader(fh)]
-    out = []
-    for path in paths[:count]:
-        image = Image.open(path).convert("RGB")
-        image = image.resize((image.width * 2, image.height * 2), Image.BICUBIC)
-        buf = io.BytesIO()
-        image.save(buf, format="JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -74,9 +53,8 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     model_dir = build_random_clip(Path(tempfile.mkdtemp()) / "clip-b32", size="b32")
-    jpegs = _jpegs(Path(args.data), args.images)
-    tasks = [{"id": i, "data": {"image": "data:image/jpeg;base64," + base64.b64encode(b).decode()}}
-             for i, b in enumerate(jpegs)]
+    jpegs = upscaled_jpegs(Path(args.data), args.images)
+    tasks = [{"id": i, "data": {"image": data_uri(b)}} for i, b in enumerate(jpegs)]
     target = Target("label", "image", "image", "single", tuple(ClassSpec(v, (v,)) for v in LABELS))
     ctx = FetchContext(hostname="", token="", timeout_s=10, max_bytes=50_000_000, policy=UrlPolicy([], ()))
     rows: list[str] = []
