@@ -79,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     code = 0
     restarts: list[float] = []
+    given_up: set[int] = set()  # workers that could not load the model: not restarted
     try:
         while not stopping:
             time.sleep(0.5)
@@ -87,12 +88,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 code = api.returncode or 1
                 break
             for i, proc in enumerate(workers):
-                if proc.poll() is None:
+                if i in given_up or proc.poll() is None:
                     continue
                 if proc.returncode == 3:
                     log.error("worker could not load the model (see above); the api stays up and /health says why")
-                    workers[i] = _Exited(proc.returncode)
-                elif not isinstance(proc, _Exited):
+                    given_up.add(i)
+                else:
                     now = time.monotonic()
                     restarts[:] = [t for t in restarts if now - t < 60] + [now]
                     if len(restarts) > 5:
@@ -104,29 +105,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     workers[i] = subprocess.Popen(worker_cmd, env=env)
     finally:
         for proc in [api, *workers]:
-            if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+            if proc.poll() is None:
                 proc.terminate()
         for proc in [api, *workers]:
-            if isinstance(proc, subprocess.Popen):
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if embedded is not None:
             from backend.embedded_redis import stop_embedded
 
             stop_embedded(embedded)
     return code
-
-
-class _Exited:
-    """A worker slot whose process exited for good (model load failure)."""
-
-    def __init__(self, returncode: int) -> None:
-        self.returncode = returncode
-
-    def poll(self) -> int:
-        return self.returncode
 
 
 def build_parser() -> argparse.ArgumentParser:

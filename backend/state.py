@@ -96,6 +96,11 @@ def versions(conn: redis.Redis) -> list[str]:
 
 # -- webhook events ------------------------------------------------------------
 
+ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+DELETE_ACTION = "ANNOTATIONS_DELETED"
+TRAIN_ACTION = "START_TRAINING"
+LEARN_ACTIONS = (*ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION)
+
 def record_event(conn: redis.Redis, event_id: str, event: dict[str, Any]) -> None:
     """Store an event durably before it is enqueued; it stays pending until applied."""
     pid = project_id(event.get("project"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psutil
 import pytest
@@ -13,6 +15,21 @@ from tests.conftest import Proc, child_env, free_port, shared_images, wait_until
 from tests.helpers import data_uri, file_uri, single_config
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@contextmanager
+def _serving(tmp_path, base_env, **extra) -> Iterator[tuple[Proc, str]]:
+    """``lsclip serve`` up and healthy; on exit it is stopped by SIGTERM and must leave nothing behind."""
+    before = _redis_servers()
+    proc, url = _serve(tmp_path, base_env, **extra)
+    try:
+        yield proc, url
+    finally:
+        try:
+            if proc.alive():
+                _stop_and_check_children(proc, before)
+        finally:
+            proc.stop()
 
 
 def _serve(tmp_path, base_env, **extra) -> tuple[Proc, str]:
@@ -46,9 +63,7 @@ def _stop_and_check_children(proc: Proc, redis_before: set[int]) -> None:
 
 
 def test_serve_runs_everything_with_an_embedded_redis(tmp_path, base_env):
-    before = _redis_servers()
-    proc, url = _serve(tmp_path, base_env)
-    try:
+    with _serving(tmp_path, base_env) as (proc, url):
         config = single_config(CIFAR)
         setup = requests.post(url + "/setup", json={"project": "1.1", "schema": config, "hostname": "", "access_token": ""}, timeout=3)
         assert setup.json() == {"model_version": "tiny-clip@r0"}
@@ -60,29 +75,15 @@ def test_serve_runs_everything_with_an_embedded_redis(tmp_path, base_env):
         assert len(results) == 6 and results[2]["result"] == []
         assert all(r["result"][0]["value"]["choices"][0] in CIFAR for i, r in enumerate(results) if i != 2)
         assert "lsclip_image_errors_total 1" in requests.get(url + "/metrics", timeout=3).text
-    finally:
-        try:
-            if proc.alive():
-                _stop_and_check_children(proc, before)
-        finally:
-            proc.stop()
 
 
 @pytest.mark.slow
 def test_serve_default_model_without_a_hub_falls_back_loudly_to_the_offline_engine(tmp_path, base_env):
     env = {k: v for k, v in base_env.items() if k not in ("LSCLIP_MODEL", "LSCLIP_FALLBACK_OFFLINE")}
-    before = _redis_servers()
-    proc, url = _serve(tmp_path, env)
-    try:
+    with _serving(tmp_path, env) as (proc, url):
         health = requests.get(url + "/health", timeout=1).json()
         assert health["model_version"].startswith("offline-")
         assert "OFFLINE FALLBACK ENGINE" in health["warning"]
         setup = requests.post(url + "/setup", json={"project": "2.1", "schema": single_config(CIFAR)}, timeout=3).json()
         assert setup["model_version"].startswith("offline-") and setup["model_version"].endswith("@r0")
         assert "FALLING BACK TO THE OFFLINE ENGINE" in proc.output()
-    finally:
-        try:
-            if proc.alive():
-                _stop_and_check_children(proc, before)
-        finally:
-            proc.stop()

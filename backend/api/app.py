@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 PREDICT_JOB = "backend.jobs.predict.predict_job"
 LEARN_JOB = "backend.jobs.learn.learn_job"
-LEARN_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING")
 
 
 class ApiError(Exception):
@@ -204,7 +203,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         action = body.get("action")
         if not isinstance(action, str) or not action:
             raise ApiError(400, "webhook payload has no 'action'")
-        if action not in LEARN_ACTIONS:
+        if action not in state.LEARN_ACTIONS:
             return jsonify({"status": "ignored", "action": action})
         _check_event(action, body)
         return jsonify(_record_event(action, body)), 201
@@ -212,7 +211,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.post("/train")
     def train() -> Response:
         body = _json_body()
-        return jsonify(_record_event("START_TRAINING", {"action": "START_TRAINING", "project": body.get("project")})), 201
+        event = {"action": state.TRAIN_ACTION, "project": body.get("project")}
+        return jsonify(_record_event(state.TRAIN_ACTION, event)), 201
 
     @app.get("/versions")
     def versions() -> Response:
@@ -270,11 +270,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _check_event(action: str, body: dict[str, Any]) -> None:
     if state.project_id(body.get("project")) == "":
         raise ApiError(400, f"{action} payload has no 'project'")
-    if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
+    if action in state.ANNOTATION_ACTIONS:
         annotation = body.get("annotation")
         if not isinstance(annotation, dict) or annotation.get("id") is None:
             raise ApiError(400, f"{action} payload has no 'annotation' with an 'id'")
-    if action == "ANNOTATIONS_DELETED" and not isinstance(body.get("annotations"), list):
+    if action == state.DELETE_ACTION and not isinstance(body.get("annotations"), list):
         raise ApiError(400, "ANNOTATIONS_DELETED payload has no 'annotations' list")
 
 

@@ -22,12 +22,10 @@ from backend.calibration.support import annotation_labels, ensure_embeddings
 from backend.jobs.predict import fetch_context, predict_options
 from backend.labelconfig import LabelConfigError, parse_targets
 from backend.settings import get_settings
+from backend.state import ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
-DELETE_ACTION = "ANNOTATIONS_DELETED"
-TRAIN_ACTION = "START_TRAINING"
 LOCK_TIMEOUT_S = 900
 
 
