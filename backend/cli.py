@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.cli_tools import add_tool_commands
 
     add_tool_commands(sub)
+    from plugin.cli import add_plugin_commands
+
+    add_plugin_commands(sub)
     return parser
 
 

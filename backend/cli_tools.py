@@ -46,41 +46,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_and_wait(pid: str, event: dict, timeout_s: float) -> dict:
-    """Record an event and enqueue its learn job like /webhook does, then wait for the worker."""
-    import uuid
-
-    from rq.job import Retry
-
-    from backend import queues, redis_conn, state
-    from backend.api.results_wait import wait_for_result
-    from backend.settings import get_settings
-
-    conn = redis_conn.durable()
-    event_id = uuid.uuid4().hex
-    state.record_event(conn, event_id, event)
-    job = queues.queue(queues.LEARN, conn).enqueue_call(
-        "backend.jobs.learn.learn_job", args=(event_id,), job_id=f"learn-{event_id}", timeout=900,
-        result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[1, 5, 30]))
-    waiting = redis_conn.connect(get_settings().redis_url, socket_timeout=timeout_s + 10)
-    return wait_for_result(job.id, waiting, timeout_s)
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    """Rebuild a project's support set from Label Studio (all annotations) through a worker, then refit."""
-    from backend import redis_conn, state
-    from backend.settings import get_settings
-
-    settings = get_settings()
-    conn = redis_conn.durable()
-    pid = str(args.project)
-    if settings.label_studio_url and not state.load_project(conn, pid).get("hostname"):
-        state.save_project(conn, pid, state.load_project(conn, pid).get("label_config", ""), settings.label_studio_url, "")
-    result = _record_and_wait(pid, {"action": "START_TRAINING", "project": {"id": pid}}, args.timeout)
-    print(json.dumps({**result, "model_version": state.model_version(conn, pid)}))
-    return 0
-
-
 def cmd_calibration(args: argparse.Namespace) -> int:
     """Export or import a project's calibration and support set as one JSON file."""
     from backend import redis_conn
@@ -121,11 +86,6 @@ def add_tool_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--shots", type=int, default=8, help="corrections per class drawn from --support")
     ev.add_argument("--seeds", type=int, default=5, help="random draws of the support set to average over")
     ev.set_defaults(func=cmd_eval)
-
-    sy = sub.add_parser("sync", help="rebuild a project's corrections from Label Studio's API and refit (needs a worker)")
-    sy.add_argument("--project", type=int, required=True)
-    sy.add_argument("--timeout", type=float, default=600)
-    sy.set_defaults(func=cmd_sync)
 
     cal = sub.add_parser("calibration", help="export/import a project's calibration and corrections")
     cal.add_argument("action", choices=["export", "import"])

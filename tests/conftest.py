@@ -241,6 +241,26 @@ def shared_images(folder: str = "cifar10-eval", per_class: int = 2) -> list[tupl
     return out
 
 
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio 1.23.2 for the e2e tests (installed into its own venv on first use)."""
+    from tests.label_studio import LabelStudio
+
+    server = LabelStudio(tmp_path_factory.mktemp("label-studio"), free_port())
+    started = time.monotonic()
+    server.start()
+    print(f"Label Studio up in {time.monotonic() - started:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ls_client(label_studio):
+    from label_studio_sdk.client import LabelStudio as LabelStudioClient
+
+    return LabelStudioClient(base_url=label_studio.url, api_key=label_studio.token)
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Expose each phase's report on the test item (fixtures print logs when the call failed)."""

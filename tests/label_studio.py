@@ -17,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 import requests
+
+from tests.conftest import Proc, RedisServer, child_env, free_port, start_worker, wait_for_worker, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +122,43 @@ class LabelStudio:
 
     # -- small API helpers the SDK does not cover (multipart upload) --------------------
     def upload(self, project_id: int, files: list[Path]) -> list[int]:
-        """Upload image files as tasks (task data becomes a /data/upload/... URL); returns task ids."""
-        handles = [(f"file{i}", (f.name, f.read_bytes(), "image/jpeg")) for i, f in enumerate(files)]
-        reply = requests.post(f"{self.url}/api/projects/{project_id}/import?return_task_ids=true",
-                              headers=self.headers(), files=handles, timeout=120)
-        reply.raise_for_status()
-        task_ids = list(reply.json()["task_ids"])
+        """Upload image files as tasks (task data becomes a /data/upload/... URL); returns task ids.
+
+        Sent 50 files per request: Django refuses more than 100 files in one request.
+        """
+        task_ids: list[int] = []
+        for start in range(0, len(files), 50):
+            part = files[start:start + 50]
+            handles = [(f"file{i}", (f.name, f.read_bytes(), "image/jpeg")) for i, f in enumerate(part)]
+            reply = requests.post(f"{self.url}/api/projects/{project_id}/import?return_task_ids=true",
+                                  headers=self.headers(), files=handles, timeout=120)
+            reply.raise_for_status()
+            task_ids += list(reply.json()["task_ids"])
         if len(task_ids) != len(files):
             raise AssertionError(f"uploaded {len(files)} files but Label Studio made {len(task_ids)} tasks")
         return task_ids
+
+
+class Backend:
+    """api + worker on their own Redis, as a user would run them."""
+
+    def __init__(self, tmp, base_env: dict[str, str], model: str, **extra_env: str) -> None:
+        self.redis = RedisServer(tmp)
+        self.redis.start()
+        self.env = {**base_env, "REDIS_URL": self.redis.url, "LSCLIP_MODEL": model, **extra_env}
+        self.worker = start_worker(self.env, tmp, name="e2e-worker")
+        wait_for_worker(self.redis.url, self.worker, timeout=180)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.api = Proc([sys.executable, "-m", "backend.cli", "api", "--port", str(port), "--processes", "1"],
+                        child_env(self.env), tmp / "api.log")
+        wait_until(lambda: requests.get(self.url + "/health", timeout=1).status_code == 200, 60, "the backend api")
+        self.conn = redis.Redis.from_url(self.redis.url)
+
+    def logs(self) -> str:
+        return f"--- worker ---\n{self.worker.output()[-3000:]}\n--- api ---\n{self.api.output()[-3000:]}"
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.worker.stop()
+        self.redis.stop()

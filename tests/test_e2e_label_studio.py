@@ -5,65 +5,22 @@ Run with ``pytest -m e2e``. Label Studio is installed into its own venv on first
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
 
 import pytest
-import redis
 import requests
 from label_studio_sdk.client import LabelStudio as LabelStudioClient
 
 from backend import state
-from tests.conftest import Proc, RedisServer, child_env, free_port, shared_images, start_worker, wait_for_worker, wait_until
+from tests.conftest import shared_images, wait_until
 from tests.helpers import file_uri, single_config
-from tests.label_studio import LabelStudio
+from tests.label_studio import Backend, LabelStudio
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IMAGENETTE = ["tench", "English springer", "cassette player", "chain saw", "church", "French horn",
               "garbage truck", "gas pump", "golf ball", "parachute"]
-
-
-class Backend:
-    """api + worker on their own Redis, as a user would run them."""
-
-    def __init__(self, tmp, base_env: dict[str, str], model: str) -> None:
-        self.redis = RedisServer(tmp)
-        self.redis.start()
-        self.env = {**base_env, "REDIS_URL": self.redis.url, "LSCLIP_MODEL": model}
-        self.worker = start_worker(self.env, tmp, name="e2e-worker")
-        wait_for_worker(self.redis.url, self.worker, timeout=180)
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.api = Proc([sys.executable, "-m", "backend.cli", "api", "--port", str(port), "--processes", "1"],
-                        child_env(self.env), tmp / "api.log")
-        wait_until(lambda: requests.get(self.url + "/health", timeout=1).status_code == 200, 60, "the backend api")
-        self.conn = redis.Redis.from_url(self.redis.url)
-
-    def logs(self) -> str:
-        return f"--- worker ---\n{self.worker.output()[-3000:]}\n--- api ---\n{self.api.output()[-3000:]}"
-
-    def stop(self) -> None:
-        self.api.stop()
-        self.worker.stop()
-        self.redis.stop()
-
-
-@pytest.fixture(scope="module")
-def label_studio(tmp_path_factory) -> Iterator[LabelStudio]:
-    server = LabelStudio(tmp_path_factory.mktemp("label-studio"), free_port())
-    started = time.monotonic()
-    server.start()
-    print(f"Label Studio up in {time.monotonic() - started:.1f} s")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ls_client(label_studio) -> LabelStudioClient:
-    return LabelStudioClient(base_url=label_studio.url, api_key=label_studio.token)
 
 
 def _backend(request, tmp_path_factory, base_env, model: str) -> Backend:

@@ -10,18 +10,9 @@ import logging
 from typing import Any
 
 from backend.calibration.support import annotation_labels
+from backend.label_studio_api import client
 
 log = logging.getLogger(__name__)
-
-
-def client(hostname: str, token: str):
-    """A label-studio-sdk client (legacy token or personal access token; the SDK refreshes PATs)."""
-    from label_studio_sdk.client import LabelStudio
-
-    if not hostname or not token:
-        raise RuntimeError("syncing needs the Label Studio URL and a token: run /setup from Label Studio "
-                           "or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY")
-    return LabelStudio(base_url=hostname, api_key=token)
 
 
 def fetch_records(hostname: str, token: str, pid: str) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from backend import redis_conn, runtime, state
 from backend.calibration import agreement, refit, sync
+from backend.label_studio_api import credentials
 from backend.calibration.support import annotation_labels, ensure_embeddings
 from backend.jobs.predict import fetch_context, predict_options
 from backend.labelconfig import LabelConfigError, parse_targets
@@ -108,8 +109,7 @@ def _sync(conn, pid: str, event: dict[str, Any]) -> int:
     held some before, so emptying it still refits)."""
     settings = get_settings()
     project = state.load_project(conn, pid)
-    hostname = project.get("hostname") or settings.label_studio_url
-    token = settings.label_studio_api_key or project.get("access_token", "")
+    hostname, token = credentials(settings, project)
     records = sync.fetch_records(hostname, token, pid)
     known = state.annotations(conn, pid)
     for rid, record in records.items():  # keep embeddings already computed for unchanged annotations

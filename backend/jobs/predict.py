@@ -7,14 +7,15 @@ import os
 import socket
 from typing import Any
 
-from backend import metrics, redis_conn, runtime, state
+from backend import metrics, redis_conn, runtime, state, task_scores
 from backend.calibration import agreement
 from backend.calibration import store as calibration_store
 from backend.calibration.model import TargetCalibration
 from backend.images.fetch import FetchContext
 from backend.images.url_policy import UrlPolicy
+from backend.label_studio_api import credentials
 from backend.labelconfig import parse_targets
-from backend.predictor import PredictOptions, predict
+from backend.predictor import PredictOptions, PredictStats, predict
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,7 @@ def fetch_context(settings: Settings, project: dict[str, str]) -> FetchContext:
     The token is ``LABEL_STUDIO_API_KEY`` when set (it may be a personal access token), else the
     legacy token Label Studio sent in /setup.
     """
-    hostname = project.get("hostname") or settings.label_studio_url
-    token = settings.label_studio_api_key or project.get("access_token", "")
+    hostname, token = credentials(settings, project)
     policy = UrlPolicy([hostname, settings.label_studio_url], settings.allowed_hosts)
     return FetchContext(
         hostname=hostname,
@@ -68,8 +68,12 @@ def calibrated_scoring(calibration: dict[str, TargetCalibration]):
     return scorer, thresholds
 
 
-def predict_job(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    """Predictions for ``tasks`` (one per task, in order) with this project's current model_version."""
+def run_prediction(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], PredictStats, str]:
+    """Predictions for ``tasks`` (one per task, in order) with the project's calibration, and what they cost.
+
+    Records what was predicted for each task: the shown labels (agreement) and the full
+    probabilities and embedding (active-learning queues).
+    """
     settings = get_settings()
     engine = runtime.engine()
     conn = redis_conn.durable()
@@ -83,10 +87,17 @@ def predict_job(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> dic
     )
     if pid:
         agreement.remember_shown(conn, pid, tasks, predictions)
+        task_scores.record(conn, pid, tasks, targets, version, stats)
     metrics.incr(conn, "lsclip_images_encoded_total", stats.encoded)
     metrics.incr(conn, "lsclip_image_cache_hits_total", stats.cache_hits)
     metrics.incr(conn, "lsclip_image_errors_total", len(stats.errors))
     metrics.incr(conn, "lsclip_predictions_total", len(predictions))
+    return predictions, stats, version
+
+
+def predict_job(pid: str, label_config: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Predictions for ``tasks`` (one per task, in order) with this project's current model_version."""
+    predictions, stats, version = run_prediction(pid, label_config, tasks)
     return {
         "results": predictions,
         "model_version": version,
