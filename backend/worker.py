@@ -18,6 +18,7 @@ from rq import SimpleWorker
 
 from backend import metrics, queues, redis_conn, runtime, state
 from backend.engines import EngineLoadError, load_engine
+from backend.maintenance import Maintainer, beat
 from backend.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ def run_worker(burst: bool = False, name: str | None = None) -> int:
     if engine.fallback_reason:
         log.warning("OFFLINE FALLBACK ENGINE IN USE: %s", engine.fallback_reason)
     log.info("engine ready: %s", info)
-    worker = ResidentWorker(
-        queues.all_queues(conn),
-        connection=conn,
-        name=name or f"lsclip-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-        log_job_description=False,
-    )
-    worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+    worker_name = name or f"lsclip-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    worker = ResidentWorker(queues.all_queues(conn), connection=conn, name=worker_name, log_job_description=False)
+    maintainer = Maintainer(redis_conn.connect(redis_conn.url()), worker_name)
+    beat(maintainer.conn, worker_name)  # alive before the first job can start
+    maintainer.start()
+    try:
+        worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+    finally:
+        maintainer.stop()
     return 0
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, g, jsonify, request
-from rq import Worker
 from rq.job import Retry
 
 from backend import metrics, queues, redis_conn, state
 from backend.api.auth import basic_auth_ok, webhook_allowed
 from backend.api.results_wait import JobFailed, JobTimeout, wait_for_result
 from backend.calibration import agreement
+from backend.maintenance import live_workers
 from backend.calibration import store as calibration_store
 from backend.labelconfig import LabelConfigError, parse_targets
 from backend.settings import Settings, get_settings
@@ -60,7 +60,8 @@ def _conn() -> redis.Redis:
 
 
 def _live_workers(conn: redis.Redis) -> int:
-    return Worker.count(connection=conn, queue=queues.queue(queues.INTERACTIVE, conn))
+    """Workers on the interactive queue whose heartbeat is fresh (a killed one drops out in seconds)."""
+    return len(live_workers(conn, queues.INTERACTIVE))
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -247,7 +248,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "lsclip_agreement_ratio": ratios,
             "lsclip_agreement_annotations": totals,
             "lsclip_queue_depth": depth,
-            "lsclip_workers": [({}, float(Worker.count(connection=conn)))],
+            "lsclip_workers": [({}, float(len(live_workers(conn))))],
             "lsclip_events_pending": [({}, float(len(state.pending_events(conn))))],
         }
         return Response(metrics.render(conn, gauges), mimetype="text/plain; version=0.0.4")
@@ -294,7 +295,7 @@ def _slim_event(action: str, body: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _error(status: int, message: str, **extra: Any) -> Response:
+def _error(code: int, message: str, **extra: Any) -> Response:
     response = jsonify({"error": message, **extra})
-    response.status_code = status
+    response.status_code = code
     return response

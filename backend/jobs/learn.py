@@ -14,20 +14,52 @@ stays pending in Redis until applied, so a crashed worker's event is retried, ne
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from backend import redis_conn, runtime, state
 from backend.calibration import agreement, refit, sync
-from backend.label_studio_api import credentials
 from backend.calibration.support import annotation_labels, ensure_embeddings
 from backend.jobs.predict import fetch_context, predict_options
+from backend.label_studio_api import credentials
 from backend.labelconfig import LabelConfigError, parse_targets
 from backend.settings import get_settings
 from backend.state import ANNOTATION_ACTIONS, DELETE_ACTION, TRAIN_ACTION
 
 log = logging.getLogger(__name__)
 
-LOCK_TIMEOUT_S = 900
+LOCK_WAIT_S = 900  # how long a learn job waits for the project's lock
+LOCK_TTL_S = 30  # the lock expires this long after its holder stopped renewing it (a killed worker)
+
+
+@contextmanager
+def project_lock(conn, pid: str) -> Iterator[None]:
+    """The project's learn lock, renewed every ``LOCK_TTL_S / 3`` while held, so a dead holder frees it soon."""
+    lock = conn.lock(f"{state.P}lock:learn:{pid}", timeout=LOCK_TTL_S, blocking_timeout=LOCK_WAIT_S)
+    if not lock.acquire():
+        raise TimeoutError(f"project {pid}: learn lock still held after {LOCK_WAIT_S} s")
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(LOCK_TTL_S / 3):
+            try:
+                lock.reacquire()
+            except Exception:  # noqa: BLE001 - lost or Redis down: the job's own calls will fail loudly
+                return
+
+    keeper = threading.Thread(target=renew, name=f"learn-lock-{pid}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join(1)
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - expired meanwhile
+            log.warning("project %s: learn lock had expired before release", pid)
 
 
 def annotation_record(event: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +83,7 @@ def learn_job(event_id: str) -> dict[str, Any]:
         log.warning("event %s not found (already expired?)", event_id)
         return {"event": event_id, "status": "missing"}
     pid = state.project_id(event.get("project"))
-    with conn.lock(f"{state.P}lock:learn:{pid}", timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_TIMEOUT_S):
+    with project_lock(conn, pid):
         changed = _apply(conn, pid, event)
         state.mark_event_applied(conn, event_id, pid)
         revision, bumped = None, False
