@@ -99,6 +99,8 @@ class Settings:
     job_timeout_s: int = 120
     max_tasks_per_request: int = 1000
     max_request_bytes: int = 64 * 1024 * 1024
+    max_inflight_per_project: int = 16
+    max_queue: int = 500
     # images
     fetch_timeout_s: float = 10.0
     max_image_bytes: int = 30 * 1024 * 1024
@@ -152,6 +154,8 @@ def load_settings() -> Settings:
         job_timeout_s=_env_int("LSCLIP_JOB_TIMEOUT", Settings.job_timeout_s),
         max_tasks_per_request=_env_int("LSCLIP_MAX_TASKS", Settings.max_tasks_per_request),
         max_request_bytes=_env_int("LSCLIP_MAX_REQUEST_BYTES", Settings.max_request_bytes),
+        max_inflight_per_project=max(1, _env_int("LSCLIP_MAX_INFLIGHT_PER_PROJECT", Settings.max_inflight_per_project)),
+        max_queue=max(1, _env_int("LSCLIP_MAX_QUEUE", Settings.max_queue)),
         fetch_timeout_s=_env_float("LSCLIP_FETCH_TIMEOUT", Settings.fetch_timeout_s),
         max_image_bytes=_env_int("LSCLIP_MAX_IMAGE_BYTES", Settings.max_image_bytes),
         max_image_pixels=_env_int("LSCLIP_MAX_IMAGE_PIXELS", Settings.max_image_pixels),

@@ -100,7 +100,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return _error(exc.status, exc.message, **exc.extra)
+        response = _error(exc.status, exc.message, **exc.extra)
+        if exc.status in (429, 503):
+            response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(413)
     def _too_large(_exc) -> Response:
@@ -182,12 +185,22 @@ def create_app(settings: Settings | None = None) -> Flask:
                            + (f" (last model load failed: {state.engine_error(conn)})" if state.engine_error(conn) else ""))
         slim = [{"id": t.get("id"), "data": t.get("data")} if isinstance(t, dict) else {"id": None, "data": None}
                 for t in tasks]
-        job = queues.queue(queues.INTERACTIVE, conn).enqueue_call(
-            PREDICT_JOB, args=(pid, label_config, slim), timeout=settings.job_timeout_s,
-            result_ttl=300, failure_ttl=24 * 3600, ttl=int(settings.predict_timeout_s),
-            retry=Retry(max=1),
-        )
+        queue = queues.queue(queues.INTERACTIVE, conn)
+        if queue.count >= settings.max_queue:
+            raise ApiError(429, f"the interactive queue holds {queue.count} requests (LSCLIP_MAX_QUEUE="
+                           f"{settings.max_queue}); retry shortly or add workers")
+        inflight = f"{state.P}project:{pid}:inflight"
+        if int(conn.incr(inflight)) > settings.max_inflight_per_project:
+            conn.decr(inflight)
+            raise ApiError(429, f"project {pid} already has {settings.max_inflight_per_project} predictions in flight "
+                           "(LSCLIP_MAX_INFLIGHT_PER_PROJECT); retry shortly, or use `lsclip preannotate` for bulk work")
+        conn.expire(inflight, int(settings.predict_timeout_s) + 60)
         try:
+            job = queue.enqueue_call(
+                PREDICT_JOB, args=(pid, label_config, slim), timeout=settings.job_timeout_s,
+                result_ttl=300, failure_ttl=24 * 3600, ttl=int(settings.predict_timeout_s),
+                retry=Retry(max=1),
+            )
             output = wait_for_result(job.id, redis_conn.waiting(), settings.predict_timeout_s)
         except JobTimeout as exc:
             raise ApiError(504, f"prediction did not finish within LSCLIP_PREDICT_TIMEOUT={settings.predict_timeout_s:.0f} s "
@@ -196,6 +209,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ApiError(500, f"prediction failed: {exc}") from exc
         except (redis.RedisError, OSError) as exc:
             raise ApiError(503, f"lost Redis while waiting for the prediction ({type(exc).__name__})") from exc
+        finally:
+            try:
+                conn.decr(inflight)
+            except redis.RedisError:
+                pass  # the key expires on its own
         return jsonify({"results": output["results"], "model_version": output["model_version"]})
 
     @app.post("/webhook")
@@ -212,6 +230,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.post("/train")
     def train() -> Response:
         body = _json_body()
+        if not state.project_id(body.get("project")):
+            raise ApiError(400, "missing 'project': POST /train {\"project\": <id>}")
         event = {"action": state.TRAIN_ACTION, "project": body.get("project")}
         return jsonify(_record_event(state.TRAIN_ACTION, event)), 201
 

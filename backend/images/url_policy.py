@@ -1,10 +1,15 @@
 """Which URLs a worker may fetch (SSRF guard).
 
-Allowed: ``data:`` URIs; the Label Studio host(s) (from ``/setup`` and ``LABEL_STUDIO_URL``);
-hosts listed in ``LSCLIP_ALLOWED_HOSTS``; other http(s) hosts only when every address they
-resolve to is public. Refused: other schemes (``file://``, ``ftp://``...), and loopback,
-private, link-local (cloud metadata 169.254.169.254) or reserved addresses that are not
-explicitly allowed. Redirects are checked hop by hop by the fetcher.
+Allowed: ``data:`` URIs; the Label Studio host(s) (from ``/setup`` and ``LABEL_STUDIO_URL``); and
+the hosts of ``LSCLIP_ALLOWED_HOSTS``:
+
+- ``host`` or ``host:port``: that host, whatever it resolves to (how to allow a private image server);
+- ``*.example.com``: its subdomains, when every address they resolve to is public;
+- ``*``: any host whose addresses are all public.
+
+Everything else is refused: other schemes (``file://``, ``ftp://``...), hosts not listed, and
+loopback, private, link-local (cloud metadata 169.254.169.254) or reserved addresses that are not
+listed by name. Redirects are checked hop by hop by the fetcher.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ class UrlPolicy:
 
     def __init__(self, trusted_urls: list[str], allowed_hosts: tuple[str, ...]) -> None:
         self.trusted = {host_key(u) for u in trusted_urls if u}
-        self.allowed = {h.lower() for h in allowed_hosts}
+        entries = {h.strip().lower() for h in allowed_hosts if h.strip()}
+        self.any_public = "*" in entries
+        self.suffixes = tuple(e[1:] for e in entries if e.startswith("*."))
+        self.exact = {e for e in entries if not e.startswith("*")}
 
     def is_trusted(self, url: str) -> bool:
         return host_key(url) in self.trusted
@@ -41,8 +49,9 @@ class UrlPolicy:
         host = (parts.hostname or "").lower()
         if not host:
             raise ImageError("URL has no host")
-        if "*" in self.allowed or host in self.allowed or host_key(url) in self.allowed or self.is_trusted(url):
+        if self.is_trusted(url) or host in self.exact or host_key(url) in self.exact:
             return
+        listed = self.any_public or host.endswith(self.suffixes) if self.suffixes else self.any_public
         try:
             infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
         except socket.gaierror as exc:
@@ -54,3 +63,6 @@ class UrlPolicy:
                     f"host {host!r} resolves to a non-public address ({address}); "
                     "add it to LSCLIP_ALLOWED_HOSTS if the worker should fetch from it"
                 )
+        if not listed:
+            raise ImageError(f"host {host!r} is neither Label Studio's nor in LSCLIP_ALLOWED_HOSTS; add it there "
+                             "(or '*.domain', or '*' for any public host) if the worker should fetch from it")
