@@ -7,7 +7,9 @@ Every worker runs :class:`Maintainer`, a daemon thread that
 - puts jobs whose worker died back at the front of their queue (a job abandoned ``MAX_ABANDONS``
   times fails instead, with a message: it may be what kills workers);
 - enqueues retries whose back-off interval has passed (RQ's scheduler would fork a process per
-  worker; this is the same few Redis calls, under a lock so one worker does it per tick).
+  worker; this is the same few Redis calls, under a lock so one worker does it per tick);
+- gives a pending webhook event whose learn job is gone (never enqueued because Redis failed between
+  the two writes, or expired) a new learn job, so a recorded event is always applied eventually.
 
 Jobs are safe to run again: predict jobs are pure, learn jobs are idempotent by annotation id.
 """
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 BEAT_S = 2.0
 ALIVE_TTL_S = 10
 MAX_ABANDONS = 2
+ORPHAN_AFTER_S = 60.0  # a pending event this old without a learn job gets one again
 
 
 def alive_key(worker_name: str) -> str:
@@ -96,6 +99,21 @@ def enqueue_due_retries(conn: redis.Redis) -> list[str]:
     return moved
 
 
+def requeue_orphan_events(conn: redis.Redis, older_than_s: float = ORPHAN_AFTER_S) -> list[str]:
+    """Pending events whose learn job is gone (never enqueued, or expired): enqueue it again."""
+    from backend.settings import get_settings
+
+    moved = []
+    cutoff = time.time() - older_than_s
+    for raw in conn.zrangebyscore(f"{P}events:pending", 0, cutoff):
+        event_id = raw.decode()
+        if not Job.exists(queues.learn_job_id(event_id), connection=conn):
+            queues.enqueue_learn(conn, event_id, get_settings().job_timeout_s)
+            log.warning("event %s was pending without a learn job; enqueued it again", event_id)
+            moved.append(event_id)
+    return moved
+
+
 def live_workers(conn: redis.Redis, queue_name: str | None = None) -> list[Worker]:
     """Registered workers (of a queue) whose heartbeat is fresh: a killed worker drops out within seconds."""
     queue = queues.queue(queue_name, conn) if queue_name else None
@@ -117,7 +135,7 @@ def tick(conn: redis.Redis) -> dict[str, list[str]]:
     if not conn.set(f"{P}lock:maintenance", "1", nx=True, ex=max(1, int(BEAT_S))):
         return {}
     return {"requeued": requeue_abandoned(conn), "scheduled": enqueue_due_retries(conn),
-            "dead_workers": unregister_dead_workers(conn)}
+            "dead_workers": unregister_dead_workers(conn), "orphan_events": requeue_orphan_events(conn)}
 
 
 class Maintainer(threading.Thread):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 from rq import Queue
+from rq.job import Job, Retry
 
 INTERACTIVE = "lsclip-interactive"  # /predict from Label Studio: an annotator is waiting
 LEARN = "lsclip-learn"  # webhook events: annotations to learn from
@@ -17,3 +18,18 @@ def queue(name: str, conn: redis.Redis) -> Queue:
 
 def all_queues(conn: redis.Redis) -> list[Queue]:
     return [queue(name, conn) for name in PRIORITY]
+
+
+LEARN_JOB = "backend.jobs.learn.learn_job"
+
+
+def learn_job_id(event_id: str) -> str:
+    return f"learn-{event_id}"
+
+
+def enqueue_learn(conn: redis.Redis, event_id: str, timeout_s: int) -> Job:
+    """The learn job of a recorded event (one id per event: enqueuing it again replaces nothing twice)."""
+    return queue(LEARN, conn).enqueue_call(
+        LEARN_JOB, args=(event_id,), job_id=learn_job_id(event_id), timeout=timeout_s,
+        result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[1, 5, 30]),
+    )

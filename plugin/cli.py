@@ -80,8 +80,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Rebuild a project's support set from Label Studio (all annotations) through a worker, then refit."""
     import uuid
 
-    from rq.job import Retry
-
     from backend import queues, redis_conn, state
     from backend.api.results_wait import wait_for_result
 
@@ -93,9 +91,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         state.save_project(conn, pid, project.get("label_config", ""), settings.label_studio_url, "")
     event_id = uuid.uuid4().hex
     state.record_event(conn, event_id, {"action": state.TRAIN_ACTION, "project": {"id": pid}})
-    job = queues.queue(queues.LEARN, conn).enqueue_call(
-        "backend.jobs.learn.learn_job", args=(event_id,), job_id=f"learn-{event_id}", timeout=900,
-        result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[1, 5, 30]))
+    job = queues.enqueue_learn(conn, event_id, timeout_s=900)
     waiting = redis_conn.connect(redis_conn.url(), socket_timeout=args.timeout + 10)
     result = wait_for_result(job.id, waiting, args.timeout)
     print(json.dumps({**result, "model_version": state.model_version(conn, pid)}))

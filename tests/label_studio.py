@@ -49,9 +49,10 @@ def ensure_label_studio(timeout_s: float = 900) -> Path:
 class LabelStudio:
     """One Label Studio process with a throwaway data dir."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, **overrides: str) -> None:
         self.workdir = workdir
         self.port = port
+        self.overrides = overrides  # settings that differ from the local-test defaults below
         self.url = f"http://127.0.0.1:{port}"
         self.token = TOKEN
         self.log_path = workdir / "label-studio.log"
@@ -78,6 +79,7 @@ class LabelStudio:
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
             "ML_TIMEOUT_PREDICT": "100",
             "PYTHONUNBUFFERED": "1",
+            **self.overrides,
         }
 
     def start(self, timeout_s: float = 240) -> None:

@@ -170,3 +170,26 @@ def test_connect_preannotate_queue_report(label_studio, ls_client, base_env, tmp
     assert pixels.std() > 20, "the screenshot is blank"
     bar_blue = np.all(np.abs(pixels.astype(int) - (76, 114, 176)) <= 6, axis=1).sum()
     assert bar_blue > 500, "the reliability chart (inlined PNG) was not rendered"
+
+
+def test_connect_says_what_to_change_when_label_studio_blocks_a_local_backend(base_env, tmp_path_factory, request):
+    """Label Studio with its default protections: a 127.0.0.1 backend is refused, and connect says how to fix it."""
+    from tests.conftest import free_port
+    from tests.label_studio import LabelStudio
+
+    tmp = tmp_path_factory.mktemp("blocked")
+    guarded = LabelStudio(tmp / "ls", free_port(), ML_BLOCK_LOCAL_IP="true", SSRF_PROTECTION_ENABLED="true")
+    (tmp / "ls").mkdir()
+    guarded.start()
+    request.addfinalizer(guarded.stop)
+    backend = Backend(tmp, base_env, base_env["LSCLIP_MODEL"])
+    request.addfinalizer(backend.stop)
+    from label_studio_sdk.client import LabelStudio as LabelStudioClient
+
+    client = LabelStudioClient(base_url=guarded.url, api_key=guarded.token)
+    project = client.projects.create(title="guarded", label_config=single_config(IMAGENETTE))
+    env = child_env(backend.env, LABEL_STUDIO_URL=guarded.url, LABEL_STUDIO_API_KEY=guarded.token)
+    done = lsclip(env, "connect", "--project", str(project.id), "--url", backend.url)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "ML_BLOCK_LOCAL_IP=false" in done.stderr and "reserved network address" in done.stderr, done.stderr
+    assert list(client.ml.list(project=project.id)) == [], "nothing half-registered"

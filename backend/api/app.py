@@ -28,7 +28,6 @@ from backend.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 PREDICT_JOB = "backend.jobs.predict.predict_job"
-LEARN_JOB = "backend.jobs.learn.learn_job"
 
 
 class ApiError(Exception):
@@ -279,10 +278,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         event = _slim_event(action, body)
         state.record_event(conn, event_id, event)
         metrics.incr(conn, "lsclip_webhook_events_total", 1, {"action": action})
-        queues.queue(queues.LEARN, conn).enqueue_call(
-            LEARN_JOB, args=(event_id,), job_id=f"learn-{event_id}", timeout=settings.job_timeout_s,
-            result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[1, 5, 30]),
-        )
+        queues.enqueue_learn(conn, event_id, settings.job_timeout_s)
         return {"status": "recorded", "event": event_id, "action": action}
 
     return app
