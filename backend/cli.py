@@ -49,7 +49,14 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from backend.worker import run_worker
 
-    return run_worker(burst=args.burst, name=args.name)
+    from backend.queues import selected
+
+    try:
+        names = selected(args.queues)
+    except ValueError as exc:
+        log.error("--queues: %s", exc)
+        return 2
+    return run_worker(burst=args.burst, name=args.name, queue_names=names)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -139,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="an RQ worker that keeps the model resident")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.add_argument("--name", default=None)
+    worker.add_argument("--queues", default="interactive,learn,bulk",
+                        help="queues to work, in priority order (e.g. 'interactive' for a worker that keeps "
+                             "annotators' latency low while others run bulk work)")
     worker.set_defaults(func=cmd_worker)
 
     from backend.cli_tools import add_tool_commands

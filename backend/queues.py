@@ -20,6 +20,16 @@ def all_queues(conn: redis.Redis) -> list[Queue]:
     return [queue(name, conn) for name in PRIORITY]
 
 
+def selected(names: str) -> tuple[str, ...]:
+    """Queue names, in priority order, from a comma list of short names (``interactive,learn,bulk``)."""
+    short = {name.removeprefix("lsclip-"): name for name in PRIORITY}
+    wanted = [n.strip().removeprefix("lsclip-") for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in short]
+    if unknown or not wanted:
+        raise ValueError(f"unknown queue(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(short)}")
+    return tuple(name for name in PRIORITY if name.removeprefix("lsclip-") in wanted)
+
+
 LEARN_JOB = "backend.jobs.learn.learn_job"
 
 

@@ -30,8 +30,8 @@ class ResidentWorker(SimpleWorker):
     """A ``SimpleWorker`` whose jobs share the process's resident engine."""
 
 
-def run_worker(burst: bool = False, name: str | None = None) -> int:
-    """Load the engine, then work the queues in priority order until stopped; returns an exit code."""
+def run_worker(burst: bool = False, name: str | None = None, queue_names: tuple[str, ...] = queues.PRIORITY) -> int:
+    """Load the engine, then work ``queue_names`` in priority order until stopped; returns an exit code."""
     settings = get_settings()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     conn = redis_conn.durable()
@@ -50,7 +50,7 @@ def run_worker(burst: bool = False, name: str | None = None) -> int:
         log.warning("OFFLINE FALLBACK ENGINE IN USE: %s", engine.fallback_reason)
     log.info("engine ready: %s", info)
     worker_name = name or f"lsclip-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    worker = ResidentWorker(queues.all_queues(conn), connection=conn, name=worker_name, log_job_description=False)
+    worker = ResidentWorker([queues.queue(q, conn) for q in queue_names], connection=conn, name=worker_name, log_job_description=False)
     maintainer = Maintainer(redis_conn.connect(redis_conn.url()), worker_name)
     beat(maintainer.conn, worker_name)  # alive before the first job can start
     maintainer.start()

@@ -90,9 +90,9 @@ def plan(tasks: list[dict[str, Any]], version: str, ours: set[str], unlabeled_on
 
 def current_version(conn: redis.Redis, project_id: int) -> str:
     """The project's model_version as workers will stamp it; refuses when no worker runs."""
-    from rq import Worker
+    from backend.maintenance import live_workers
 
-    if not Worker.count(connection=conn, queue=queues.queue(queues.BULK, conn)):
+    if not live_workers(conn, queues.BULK):
         error = state.engine_error(conn)
         raise PluginError("no worker is running to predict: start `lsclip serve` or `lsclip worker`"
                           + (f" (last model load failed: {error})" if error else ""))

@@ -52,3 +52,10 @@ def test_workers_without_a_heartbeat_are_not_counted_and_are_unregistered(conn):
 def test_one_worker_at_a_time_runs_a_maintenance_round(conn):
     assert maintenance.tick(conn) != {}
     assert maintenance.tick(conn) == {}, "the round's lock is held for BEAT_S"
+
+
+def test_worker_queue_selection_keeps_priority_order_and_refuses_unknown_names():
+    assert queues.selected("bulk,interactive") == ("lsclip-interactive", "lsclip-bulk")
+    assert queues.selected("lsclip-learn") == ("lsclip-learn",)
+    with pytest.raises(ValueError, match="choose from interactive, learn, bulk"):
+        queues.selected("fast")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,6 +77,15 @@ def test_serve_runs_everything_with_an_embedded_redis(tmp_path, base_env):
         assert len(results) == 6 and results[2]["result"] == []
         assert all(r["result"][0]["value"]["choices"][0] in CIFAR for i, r in enumerate(results) if i != 2)
         assert "lsclip_image_errors_total 1" in requests.get(url + "/metrics", timeout=3).text
+
+        # the other lsclip commands find the embedded Redis without REDIS_URL
+        env = child_env({k: v for k, v in base_env.items() if k != "REDIS_URL"}, LSCLIP_EMBEDDED_REDIS=str(tmp_path / "redis.db"))
+        env.pop("REDIS_URL", None)
+        done = subprocess.run([sys.executable, "-m", "backend.cli", "agreement", "--project", "1"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["project"] == "1"
+    assert not (tmp_path / "redis.db.url").exists(), "the marker goes with the server"
 
 
 @pytest.mark.slow
