@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus, Retry
 
 from backend import queues, state
 from backend.labelconfig import LabelConfigError, parse_targets
+from backend.settings import get_settings
 from plugin.client import PluginError, api_error_text
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def preannotate(ls, conn: redis.Redis, project_id: int, *, unlabeled_only: bool 
         log.warning("project %s has no ML backend connected: run `lsclip connect --project %s` first, or give the "
                     "workers LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY", project_id, project_id)
     if not state.load_project(conn, pid).get("label_config"):
-        state.save_project(conn, pid, label_config, ls_hostname(ls), "")
+        state.save_project(conn, pid, label_config, get_settings().label_studio_url, "")
 
     version = current_version(conn, project_id)
     tasks = list_tasks(ls, project_id)
@@ -194,11 +195,6 @@ class _Interrupts:
 def _revision_number(version: str) -> int:
     tail = version.rsplit("@r", 1)[-1]
     return int(tail) if tail.isdigit() else -1
-
-
-def ls_hostname(ls) -> str:
-    wrapper = getattr(ls, "_client_wrapper", None)
-    return str(wrapper.get_base_url()).rstrip("/") if wrapper is not None else ""
 
 
 def _finished(conn: redis.Redis, job_ids: list[str], summary: Summary) -> list[str]:
