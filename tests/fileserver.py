@@ -42,7 +42,7 @@ class FileServer:
                 path = self.path.split("?")[0]
                 if path.startswith("/data/upload/") and auth not in (f"Token {LEGACY}", f"Bearer {ACCESS}"):
                     return self._send(401, b'{"detail":"Authentication credentials were not provided."}', "application/json")
-                if path == "/slow":
+                if path.startswith("/slow"):  # /slow, /slow1, ...: 3 s before answering
                     time.sleep(3)
                 if path == "/html":
                     return self._send(200, b"<!DOCTYPE html><html><body>login</body></html>", "text/html")
