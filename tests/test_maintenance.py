@@ -59,3 +59,44 @@ def test_worker_queue_selection_keeps_priority_order_and_refuses_unknown_names()
     assert queues.selected("lsclip-learn") == ("lsclip-learn",)
     with pytest.raises(ValueError, match="choose from interactive, learn, bulk"):
         queues.selected("fast")
+
+
+def _start_on_a_dead_worker(conn, queue: Queue, job) -> None:
+    """Put ``job`` in the state a worker killed mid-job leaves it: STARTED, registered, heartbeat gone."""
+    from rq.executions import Execution
+    from rq.job import JobStatus
+
+    job.worker_name = "ghost-worker"
+    job.save()
+    with conn.pipeline() as pipe:
+        Execution.create(job, ttl=600, pipeline=pipe, worker_name="ghost-worker")
+        job.set_status(JobStatus.STARTED, pipeline=pipe)
+        pipe.execute()
+    conn.lrem(queue.key, 0, job.id)
+
+
+def test_an_abandoned_job_is_requeued_then_failed_when_it_keeps_killing_workers(conn):
+    from rq.job import JobStatus
+    from rq.results import Result
+
+    q = Queue(queues.INTERACTIVE, connection=conn)
+    job = q.enqueue("backend.jobs.predict.predict_job", "1", "<View/>", [])
+    for attempt in range(1, maintenance.MAX_ABANDONS + 1):
+        _start_on_a_dead_worker(conn, q, job)
+        assert maintenance.requeue_abandoned(conn) == [job.id]
+        assert q.job_ids == [job.id] and job.get_status(refresh=True) == JobStatus.QUEUED, f"abandon {attempt}: requeued"
+        assert q.started_job_registry.get_job_ids(cleanup=False) == []
+    _start_on_a_dead_worker(conn, q, job)
+    assert maintenance.requeue_abandoned(conn) == [job.id]
+    assert job.get_status(refresh=True) == JobStatus.FAILED and q.job_ids == []
+    result = Result.fetch_latest(job)
+    assert result.type == Result.Type.FAILED and "died 3 times" in result.exc_string, "the /predict waiter gets a reason"
+
+
+def test_a_job_of_a_live_worker_is_left_alone(conn):
+    q = Queue(queues.LEARN, connection=conn)
+    job = q.enqueue("backend.jobs.learn.learn_job", "e9")
+    _start_on_a_dead_worker(conn, q, job)
+    maintenance.beat(conn, "ghost-worker")  # it is alive after all
+    assert maintenance.requeue_abandoned(conn) == []
+    assert q.started_job_registry.get_job_ids(cleanup=False) == [job.id]
