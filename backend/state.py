@@ -90,6 +90,12 @@ def model_version(conn: redis.Redis, pid: str, name: str | None = None) -> str:
     return version
 
 
+def revision_of(version: str) -> int:
+    """The N of ``<engine>@r<N>`` (-1 for a version this backend did not make)."""
+    tail = version.rsplit("@r", 1)[-1]
+    return int(tail) if "@r" in version and tail.isdigit() else -1
+
+
 def versions(conn: redis.Redis) -> list[str]:
     return [v.decode() for v in conn.zrange(f"{P}versions", 0, -1)]
 

@@ -74,7 +74,7 @@ def create_view(ls, project_id: int, result: QueueResult, title: str = "") -> in
     if not ids:
         raise PluginError("nothing to queue")
     # the prediction score column is computed for the project's selected model_version
-    newest = max(set(result.versions.values()), key=lambda v: int(v.rsplit("@r", 1)[-1]) if v.rsplit("@r", 1)[-1].isdigit() else -1)
+    newest = max(set(result.versions.values()), key=state.revision_of)
     project = ls.projects.get(project_id)
     if project.model_version != newest:
         ls.projects.update(id=project_id, model_version=newest)

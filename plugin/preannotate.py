@@ -167,7 +167,7 @@ def preannotate(ls, conn: redis.Redis, project_id: int, *, unlabeled_only: bool 
         summary.interrupted = True
         summary.not_started = sum(len(c) for c in chunks[next_chunk:])
     if select_version and summary.versions:
-        newest = max(summary.versions, key=_revision_number)
+        newest = max(summary.versions, key=state.revision_of)
         ls.projects.update(id=project_id, model_version=newest)
     return summary
 
@@ -190,11 +190,6 @@ class _Interrupts:
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-
-
-def _revision_number(version: str) -> int:
-    tail = version.rsplit("@r", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 def _finished(conn: redis.Redis, job_ids: list[str], summary: Summary) -> list[str]:

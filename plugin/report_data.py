@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from backend.calibration.support import annotation_labels
+from backend.state import revision_of
 from backend.evaluation.metrics import confusion_matrix, reliability
 
 
@@ -77,11 +78,6 @@ def pairs_from_tasks(tasks: Iterable[Mapping[str, Any]], versions: set[str] | No
                     pairs.append(Pair(int(task["id"]), version, name, _key(predicted), _key(truth[name]),
                                       float(score if score is not None else 0.0)))
     return pairs
-
-
-def revision_of(version: str) -> int:
-    tail = version.rsplit("@r", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 def summarize(pairs: list[Pair], revisions: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
