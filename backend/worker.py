@@ -74,6 +74,11 @@ def _work(conn: redis.Redis, maintainer: Maintainer, base_name: str, queue_names
     while True:
         name = base_name if attempt == 0 else f"{base_name}-r{attempt}"
         maintainer.worker_name = name
+        if attempt:
+            try:
+                beat(maintainer.conn, name)  # alive under the new name before it can take a job
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass  # Redis went again: the work loop below waits for it, the maintainer beats every 2 s
         worker = ResidentWorker([queues.queue(q, conn) for q in queue_names], connection=conn, name=name,
                                 log_job_description=False)
         try:
