@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import redis
 import requests
 
 from bench.doc import stamp, write_section
 from bench.images import LABELS, data_uri, upscaled_jpegs
-from bench.service import CONFIG, _port, _wait
+from bench.service import CONFIG
+from bench.stack import free_port, service_env, start_redis, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,15 +89,9 @@ def main() -> None:
     uris = [data_uri(b) for b in upscaled_jpegs(Path(args.data), 1000)]
     alone_uris, busy_uris, bulk_uris = uris[:per_phase], uris[per_phase:2 * per_phase], uris[2 * per_phase:]
 
-    redis_port, api_port = _port(), _port()
-    redis_proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(redis_port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(work)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{redis_port}/0"
-    conn = redis.Redis.from_url(url)
-    _wait(conn.ping, 10, "redis")
-    env = {**os.environ, "REDIS_URL": url, "LSCLIP_MODEL": str(model_dir), "PYTHONPATH": str(ROOT),
-           "LSCLIP_FALLBACK_OFFLINE": "false", "LOG_LEVEL": "WARNING", "OMP_WAIT_POLICY": "PASSIVE"}
+    api_port = free_port()
+    redis_proc, url, conn = start_redis(work)
+    env = service_env(url, model_dir)
     worker = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = subprocess.Popen([sys.executable, "-m", "backend.cli", "api", "--port", str(api_port), "--processes", "1",
@@ -116,7 +110,7 @@ def main() -> None:
 
     try:
         base = f"http://127.0.0.1:{api_port}"
-        _wait(lambda: requests.get(base + "/health", timeout=1).status_code == 200, 180, "the service")
+        wait_for(lambda: requests.get(base + "/health", timeout=1).status_code == 200, 180, "the service")
         _phase(base, uris[-8:], 2)  # warm-up: text embeddings, first forward passes
         threading.Thread(target=sample, daemon=True).start()
         alone = _phase(base, alone_uris, args.clients)
@@ -145,7 +139,7 @@ def main() -> None:
         for job in jobs:
             if job.get_status() == "queued":
                 job.cancel()
-        _wait(lambda: all(j.get_status() in ("finished", "canceled", "failed") for j in jobs), 600, "bulk jobs")
+        wait_for(lambda: all(j.get_status() in ("finished", "canceled", "failed") for j in jobs), 600, "bulk jobs")
         bulk_wall = time.perf_counter() - bulk_started
         done = [j for j in jobs if j.get_status() == "finished"]
         bulk_images = sum(len(j.return_value()["results"]) for j in done)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,21 +25,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import redis
 import requests
 
 from bench.doc import stamp, write_section
 from bench.images import LABELS, data_uri, upscaled_jpegs
+from bench.stack import free_port, service_env, start_redis, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
           + "".join(f'<Choice value="{v}"/>' for v in LABELS) + "</Choices></View>")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _hwm_mb(pid: int) -> float:
@@ -48,18 +41,6 @@ def _hwm_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def main() -> None:
@@ -108,16 +89,10 @@ def main() -> None:
     cached_ms = (time.perf_counter() - started) * 1000
     del engine
 
-    redis_port, api_port = _port(), _port()
+    api_port = free_port()
     procs: list[subprocess.Popen] = []
-    redis_proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(redis_port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(work)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{redis_port}/0"
-    conn = redis.Redis.from_url(url)
-    _wait(conn.ping, 10, "redis")
-    env = {**os.environ, "REDIS_URL": url, "LSCLIP_MODEL": str(model_dir), "PYTHONPATH": str(ROOT),
-           "LSCLIP_FALLBACK_OFFLINE": "false", "LOG_LEVEL": "WARNING", "OMP_WAIT_POLICY": "PASSIVE"}
+    redis_proc, url, conn = start_redis(work)
+    env = service_env(url, model_dir)
 
     def start_worker(threads: int) -> subprocess.Popen:
         p = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], env={**env, "LSCLIP_TORCH_THREADS": str(threads)},
@@ -131,7 +106,7 @@ def main() -> None:
                                 "--threads", "4"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(api)
         base = f"http://127.0.0.1:{api_port}"
-        _wait(lambda: requests.get(base + "/health", timeout=1).status_code == 200, 120, "the service")
+        wait_for(lambda: requests.get(base + "/health", timeout=1).status_code == 200, 120, "the service")
 
         # 3. interactive latency, one distinct image per request
         def one(uri: str, i: int) -> float:
@@ -169,7 +144,7 @@ def main() -> None:
             jobs = [queue.enqueue("backend.jobs.predict.predict_job", "2", CONFIG,
                                   [{"id": j, "data": {"image": u}} for j, u in enumerate(images[k : k + 16])])
                     for k in range(0, len(images), 16)]
-            _wait(lambda: all(j.get_status(refresh=True) in ("finished", "failed") for j in jobs), 900, "bulk jobs")
+            wait_for(lambda: all(j.get_status(refresh=True) in ("finished", "failed") for j in jobs), 900, "bulk jobs")
             rate = len(images) / (time.perf_counter() - started)
             failed = [j.id for j in jobs if j.get_status() == "failed"]
             if failed:
@@ -183,7 +158,7 @@ def main() -> None:
         workers = [start_worker(1), start_worker(1)]
         from rq import Worker
 
-        _wait(lambda: Worker.count(connection=conn) >= 2 and conn.hget("lsclip:engine", "name"), 120, "two workers")
+        wait_for(lambda: Worker.count(connection=conn) >= 2 and conn.hget("lsclip:engine", "name"), 120, "two workers")
         two_rate = drain(bulk[args.bulk_images : 2 * args.bulk_images])
         rows.append(f"| 6 | bulk predict jobs (16 images each): 1 worker × 2 threads vs 2 workers × 1 thread | "
                     f"{one_rate:.1f} vs {two_rate:.1f} img/s | {two_rate / one_rate:.2f}× |")
