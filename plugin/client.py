@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from backend.settings import Settings, get_settings
 
 
@@ -25,3 +27,14 @@ def api_error_text(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     return f"HTTP {status}: {body}" if status is not None else f"{type(exc).__name__}: {exc}"
+
+
+def project_tasks(ls, project_id: int) -> list[dict[str, Any]]:
+    """Every task of a project as plain dicts, annotations and predictions included (``fields=all``)."""
+    tasks = []
+    for task in ls.tasks.list(project=project_id, fields="all"):
+        raw = task.dict() if hasattr(task, "dict") else dict(task)
+        raw["annotations"] = [a if isinstance(a, dict) else a.dict() for a in raw.get("annotations") or []]
+        raw["predictions"] = [p if isinstance(p, dict) else p.dict() for p in raw.get("predictions") or []]
+        tasks.append(raw)
+    return tasks

@@ -25,7 +25,7 @@ from rq.job import Job, JobStatus, Retry
 from backend import queues, state
 from backend.labelconfig import LabelConfigError, parse_targets
 from backend.settings import get_settings
-from plugin.client import PluginError, api_error_text
+from plugin.client import PluginError, api_error_text, project_tasks
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,10 @@ class Summary:
 
 def list_tasks(ls, project_id: int) -> list[dict[str, Any]]:
     """id, data, labeled flag and predictions (id → model_version) of every task in the project."""
-    tasks = []
-    for task in ls.tasks.list(project=project_id, fields="all"):
-        raw = task.dict() if hasattr(task, "dict") else dict(task)
-        predictions = {}
-        for p in raw.get("predictions") or []:
-            p = p if isinstance(p, dict) else p.dict()
-            predictions[int(p["id"])] = p.get("model_version") or ""
-        labeled = bool(raw.get("is_labeled")) or int(raw.get("total_annotations") or 0) > 0
-        tasks.append({"id": int(raw["id"]), "data": raw.get("data") or {}, "labeled": labeled, "predictions": predictions})
-    return tasks
+    return [{"id": int(raw["id"]), "data": raw.get("data") or {},
+             "labeled": bool(raw.get("is_labeled")) or int(raw.get("total_annotations") or 0) > 0,
+             "predictions": {int(p["id"]): p.get("model_version") or "" for p in raw["predictions"]}}
+            for raw in project_tasks(ls, project_id)]
 
 
 def plan(tasks: list[dict[str, Any]], version: str, ours: set[str], unlabeled_only: bool

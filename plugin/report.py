@@ -21,27 +21,17 @@ import redis
 from backend import state
 from backend.calibration import store as calibration_store
 from backend.evaluation.plots import confusion_plot, line_chart, reliability_diagram
+from plugin.client import project_tasks
 from plugin.report_data import pairs_from_tasks, public, summarize
 
 log = logging.getLogger(__name__)
-
-
-def fetch_tasks(ls, project_id: int) -> list[dict[str, Any]]:
-    """Every task of the project as plain dicts, annotations and predictions included."""
-    tasks = []
-    for task in ls.tasks.list(project=project_id, fields="all"):
-        raw = task.dict() if hasattr(task, "dict") else dict(task)
-        raw["annotations"] = [a if isinstance(a, dict) else a.dict() for a in raw.get("annotations") or []]
-        raw["predictions"] = [p if isinstance(p, dict) else p.dict() for p in raw.get("predictions") or []]
-        tasks.append(raw)
-    return tasks
 
 
 def build(ls, conn: redis.Redis | None, project_id: int, all_versions: bool = False) -> dict[str, Any]:
     """The report's numbers for a project (this backend's versions only unless ``all_versions``)."""
     versions = None if all_versions or conn is None else set(state.versions(conn))
     revisions = calibration_store.revisions(conn, str(project_id)) if conn is not None else []
-    tasks = fetch_tasks(ls, project_id)
+    tasks = project_tasks(ls, project_id)
     summary = summarize(pairs_from_tasks(tasks, versions), revisions)
     summary["project"] = project_id
     summary["tasks"] = len(tasks)

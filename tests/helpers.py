@@ -35,3 +35,8 @@ def data_uri(data: bytes, mime: str = "image/jpeg") -> str:
 
 def file_uri(path: Path) -> str:
     return data_uri(path.read_bytes())
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The Authorization header of HTTP Basic auth."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -15,7 +14,7 @@ from backend.api.app import create_app
 from backend.settings import load_settings
 from tests.conftest import shared_images, wait_until
 from tests.fileserver import LEGACY, FileServer
-from tests.helpers import data_uri, file_uri, single_config
+from tests.helpers import basic_auth, data_uri, file_uri, single_config
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -225,10 +224,6 @@ def test_versions_and_metrics(app_client):
         assert name in text
 
 
-def _basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
 def test_basic_auth_on_every_protocol_endpoint_when_configured(settings_env, worker, monkeypatch):
     monkeypatch.setenv("BASIC_AUTH_USER", "ls")
     monkeypatch.setenv("BASIC_AUTH_PASS", "s3cret-pass")
@@ -236,9 +231,9 @@ def test_basic_auth_on_every_protocol_endpoint_when_configured(settings_env, wor
     for method, path in (("get", "/health"), ("post", "/setup"), ("post", "/predict"), ("get", "/versions"),
                          ("get", "/metrics"), ("post", "/webhook")):
         assert getattr(client, method)(path, json={}).status_code == 401, path
-        assert getattr(client, method)(path, json={}, headers=_basic("ls", "wrong")).status_code == 401, path
-    assert client.get("/health", headers=_basic("ls", "s3cret-pass")).status_code == 200
-    ok = client.post("/setup", json={"project": "1.1", "schema": single_config(CIFAR)}, headers=_basic("ls", "s3cret-pass"))
+        assert getattr(client, method)(path, json={}, headers=basic_auth("ls", "wrong")).status_code == 401, path
+    assert client.get("/health", headers=basic_auth("ls", "s3cret-pass")).status_code == 200
+    ok = client.post("/setup", json={"project": "1.1", "schema": single_config(CIFAR)}, headers=basic_auth("ls", "s3cret-pass"))
     assert ok.status_code == 200
 
 

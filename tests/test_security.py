@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 
 import pytest
@@ -13,7 +12,7 @@ from backend.images.errors import ImageError
 from backend.images.url_policy import UrlPolicy
 from backend.settings import load_settings
 from tests.fileserver import FileServer
-from tests.helpers import single_config
+from tests.helpers import basic_auth, single_config
 
 CONFIG = single_config(["red", "green", "blue"])
 LS_TOKEN = "ls-legacy-token-SECRET-4711"
@@ -36,10 +35,6 @@ def test_only_label_studio_hosts_and_the_allow_list_are_fetched():
         UrlPolicy([], ("10.1.2.3:80",)).check("http://10.1.2.3:8080/x.jpg")  # another port is another host
     with pytest.raises(ImageError, match="scheme"):
         UrlPolicy([], ("*",)).check("file:///etc/passwd")
-
-
-def _basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def test_webhook_needs_the_shared_secret_when_configured(settings_env, worker, monkeypatch):
@@ -77,7 +72,7 @@ def test_tokens_and_passwords_never_reach_logs_or_replies(settings_env, worker, 
     monkeypatch.setenv("BASIC_AUTH_PASS", PASSWORD)
     monkeypatch.setenv("LSCLIP_WEBHOOK_SECRET", WEBHOOK_SECRET)
     client = create_app(load_settings()).test_client()
-    auth = _basic("ls", PASSWORD)
+    auth = basic_auth("ls", PASSWORD)
     caplog.set_level(logging.DEBUG)
     replies = []
     with FileServer({}) as server:  # Label Studio stand-in: every upload path answers 401 for this token
@@ -87,7 +82,7 @@ def test_tokens_and_passwords_never_reach_logs_or_replies(settings_env, worker, 
                  {"id": 2, "data": {"image": server.url + "/nope.jpg"}}]
         replies.append(client.post("/predict", headers=auth, json={"tasks": tasks, "project": "77.1", "label_config": CONFIG}))
         assert any(auth_header == f"Token {LS_TOKEN}" for _, auth_header in server.requests), "the token was used"
-    replies.append(client.get("/health", headers=_basic("ls", "wrong-" + PASSWORD)))
+    replies.append(client.get("/health", headers=basic_auth("ls", "wrong-" + PASSWORD)))
     replies.append(client.post("/webhook", json={"action": "X"}, headers={"X-Lsclip-Webhook-Secret": "x" + WEBHOOK_SECRET}))
     replies.append(client.get("/versions", headers=auth))
     replies.append(client.get("/metrics", headers=auth))
