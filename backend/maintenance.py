@@ -117,7 +117,13 @@ def requeue_orphan_events(conn: redis.Redis, older_than_s: float = ORPHAN_AFTER_
 def live_workers(conn: redis.Redis, queue_name: str | None = None) -> list[Worker]:
     """Registered workers (of a queue) whose heartbeat is fresh: a killed worker drops out within seconds."""
     queue = queues.queue(queue_name, conn) if queue_name else None
-    return [w for w in Worker.all(connection=conn, queue=queue) if is_alive(conn, w.name)]
+    workers = Worker.all(connection=conn, queue=queue)
+    if not workers:
+        return []
+    pipe = conn.pipeline(transaction=False)  # one round trip for every heartbeat (this runs on each /predict)
+    for worker in workers:
+        pipe.exists(alive_key(worker.name))
+    return [w for w, alive in zip(workers, pipe.execute()) if alive]
 
 
 def unregister_dead_workers(conn: redis.Redis) -> list[str]:
